@@ -1,0 +1,51 @@
+"""The base of every event payload and the registry of event types.
+
+An event type is a CloudEvents `type` string, `org.aidmesh.<context>.<entity>.<verb>.v<N>`,
+bound to exactly one Pydantic model and one topic. The registry is what consumers use to
+turn a `ce_type` header back into a model, and what the tests iterate to check naming,
+schemas and examples.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+from uuid import UUID
+
+from .common import FrozenModel
+
+EVENT_TYPE_PATTERN = re.compile(r"^org\.aidmesh\.[a-z]+\.[a-z_]+\.[a-z_]+\.v[1-9]\d*$")
+
+
+class Event(FrozenModel):
+    """A business fact. Metadata (id, time, source, trace) lives in the envelope, not here."""
+
+    event_type: ClassVar[str]
+    topic: ClassVar[str]
+
+    def subject(self) -> str:
+        """The aggregate this event is about: the Kafka key and the CloudEvents subject."""
+        household_id: UUID | None = getattr(self, "household_id", None)
+        if household_id is None:
+            raise NotImplementedError(f"{type(self).__name__} must define subject()")
+        return str(household_id)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def event(*, type: str, topic: str):  # noqa: A002 - CloudEvents calls it "type"
+    """Class decorator: register a model as the payload of one event type on one topic."""
+
+    if not EVENT_TYPE_PATTERN.match(type):
+        raise ValueError(f"event type {type!r} does not match {EVENT_TYPE_PATTERN.pattern}")
+
+    def register(cls: type[Event]) -> type[Event]:
+        if type in EVENT_TYPES:
+            raise ValueError(f"event type {type!r} registered twice")
+        cls.event_type = type
+        cls.topic = topic
+        EVENT_TYPES[type] = cls
+        return cls
+
+    return register

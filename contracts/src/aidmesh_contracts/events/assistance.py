@@ -1,0 +1,57 @@
+"""Assistance delivered by any sector: what every donor report is built from."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Self
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from .. import topics
+from ..base import Event, event
+from ..common import Location, Money, OrgCode, Sector
+
+ActivityCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z]+\.[a-z0-9_]+$"),
+    Field(description="Dotted activity code: sector.activity.", examples=["shelter.light_repair"]),
+]
+
+
+class Modality(StrEnum):
+    IN_KIND = "in_kind"
+    VOUCHER = "voucher"
+    CASH = "cash"
+    SERVICE = "service"
+
+
+@event(type="org.aidmesh.assistance.assistance.delivered.v1", topic=topics.ASSISTANCE_DELIVERED)
+class AssistanceDelivered(Event):
+    """Assistance reached a household (or a facility). `delivery_id` is stable across retries."""
+
+    delivery_id: UUID = Field(description="Idempotency key of the delivery itself.")
+    household_id: UUID | None = None
+    facility_id: UUID | None = None
+    sector: Sector
+    activity: ActivityCode
+    modality: Modality
+    quantity: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
+    unit: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+    value: Money | None = None
+    persons_reached: Annotated[int, Field(ge=0, le=100000)]
+    partner_org: OrgCode
+    location: Location
+    delivered_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> Self:
+        if (self.household_id is None) == (self.facility_id is None):
+            raise ValueError("exactly one of household_id and facility_id is required")
+        if not self.activity.startswith(self.sector.value + "."):
+            raise ValueError(f"activity {self.activity} does not belong to sector {self.sector}")
+        return self
+
+    def subject(self) -> str:
+        return str(self.household_id or self.facility_id)

@@ -1,0 +1,220 @@
+"""Transactional outbox: the only way an event leaves a service.
+
+`Outbox.add` writes the event in the caller's transaction, next to the domain change, so
+both commit or neither does. `OutboxRelay` publishes committed rows in id order (hence in
+order per key) with an idempotent producer, then marks them sent. A crash between commit
+and publish only delays an event; a crash between publish and mark re-sends it, and the
+consumers' inbox drops the duplicate by ce_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from aidmesh_contracts.base import Event
+from aidmesh_contracts.envelope import Envelope, encode, new_envelope
+
+log = structlog.get_logger(__name__)
+
+NOTIFY_CHANNEL = "aidmesh_outbox"
+# One relay per service database publishes at a time, so per-key order holds even when
+# several replicas of a service run. The lock is per database, so one constant is enough.
+_RELAY_LOCK = 0x4F_55_54_42  # "OUTB"
+
+
+class Outbox:
+    """Writes events into the outbox table inside the caller's transaction."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        clock: Callable[[], datetime],
+        new_id: Callable[[], UUID] = uuid4,
+    ) -> None:
+        self._source = source
+        self._clock = clock
+        self._new_id = new_id
+
+    async def add(
+        self,
+        conn: asyncpg.Connection,
+        event: Event,
+        *,
+        caused_by: Envelope | None = None,
+        correlation_id: UUID | None = None,
+        traceparent: str | None = None,
+    ) -> Envelope:
+        if not conn.is_in_transaction():
+            raise RuntimeError("Outbox.add must run inside the transaction of the domain change")
+        envelope = new_envelope(
+            event,
+            source=self._source,
+            time=self._clock(),
+            caused_by=caused_by,
+            correlation_id=correlation_id,
+            traceparent=traceparent or (caused_by.traceparent if caused_by else None),
+            new_id=self._new_id,
+        )
+        headers = [[name, value.decode()] for name, value in envelope.to_headers()]
+        await conn.execute(
+            "INSERT INTO outbox (event_id, topic, key, headers, payload) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5)",
+            envelope.id,
+            event.topic,
+            event.subject(),
+            json.dumps(headers),
+            encode(event),
+        )
+        # Delivered at commit, only if the transaction commits: wakes the relay at once.
+        await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        return envelope
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka, in order, and marks them sent."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+        retention_hours: int = 72,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._retention_hours = retention_hours
+        self._max_backoff_s = max_backoff_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.published = 0
+        self.leader = False
+        self.healthy = True
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        """Relay until stop(); survives database and broker outages by backing off."""
+        failures = 0
+        while not self._stopping:
+            try:
+                await self._run_as_leader()
+                failures = 0
+            except Exception as exc:  # any failure: back off and retry, never give up
+                self.leader = False
+                if self._stopping:
+                    break
+                failures += 1
+                self.healthy = failures < 5
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = _backoff(failures, self._max_backoff_s)
+                log.warning("outbox_relay_failed", error=self.last_error, retry_in_s=delay)
+                await self._sleep(delay)
+
+    async def _run_as_leader(self) -> None:
+        async with self._pool.acquire() as listener:
+            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            try:
+                while not self._stopping:
+                    if await listener.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+                        break
+                    await self._sleep(self._poll_interval_s)
+                self.leader = True
+                self.healthy = True
+                self.last_error = None
+                rounds = 0
+                while not self._stopping:
+                    sent = await self.publish_batch()
+                    rounds += 1
+                    if rounds % 600 == 0:
+                        await self.prune()
+                    if sent < self._batch_size:
+                        await self._sleep(self._poll_interval_s)
+                await self._drain()
+            finally:
+                self.leader = False
+                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                if not listener.is_closed():
+                    await listener.execute("SELECT pg_advisory_unlock_all()")
+
+    async def publish_batch(self) -> int:
+        """Publish one batch of unsent rows; return how many were sent."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, topic, key, headers, payload FROM outbox "
+                "WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            # send() queues in call order; the idempotent producer keeps that order per
+            # partition even when it retries, so per-key order survives.
+            futures = [
+                await self._producer.send(
+                    row["topic"],
+                    value=bytes(row["payload"]),
+                    key=row["key"].encode(),
+                    headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+                [row["id"] for row in rows],
+            )
+        self.published += len(rows)
+        log.debug("outbox_published", count=len(rows))
+        return len(rows)
+
+    async def _drain(self, *, timeout_s: float = 10.0) -> None:
+        """At shutdown, publish what was committed so far (the next start would anyway)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while await self.publish_batch():
+                    pass
+        except TimeoutError:
+            log.warning("outbox_drain_timed_out", backlog=await self.backlog())
+
+    async def prune(self) -> int:
+        async with self._pool.acquire() as conn:
+            result = await conn.execute(
+                "DELETE FROM outbox WHERE sent_at < now() - make_interval(hours => $1)",
+                self._retention_hours,
+            )
+        return int(result.split()[-1])
+
+    async def backlog(self) -> int:
+        async with self._pool.acquire() as conn:
+            return await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+
+def _backoff(attempt: int, cap: float) -> float:
+    """Exponential backoff with full jitter, bounded by cap."""
+    return random.uniform(0, min(cap, 0.2 * 2**attempt))  # noqa: S311 - jitter, not crypto

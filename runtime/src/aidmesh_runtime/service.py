@@ -1,0 +1,217 @@
+"""Service defaults: every AidMesh service is built the same way.
+
+`create_service_app(...)` returns a FastAPI app whose lifespan opens the database pool,
+applies the runtime's and the service's migrations, starts the Kafka producer, the outbox
+relay and the consumers, and on shutdown (SIGTERM) stops fetching, lets in-flight handlers
+finish, drains the relay and closes everything. Liveness and readiness are built in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import structlog
+from aidmesh_contracts.base import Event
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+
+from .consumer import EventConsumer, Handler
+from .db import all_migrations, create_pool, migrate
+from .dlq import DeadLetters
+from .logging import configure_logging
+from .outbox import Outbox, OutboxRelay
+from .settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # the local broker accepts this; poison records fit
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """What the composition root hands to use cases and endpoints."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    outbox: Outbox
+    clock: Callable[[], datetime]
+    new_id: Callable[[], UUID]
+    relay: OutboxRelay
+    consumer: EventConsumer | None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def runtime_of(request: Request) -> Runtime:
+    """FastAPI dependency: the running service's Runtime."""
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"aidmesh-{settings.service_name}",
+        enable_idempotence=True,  # implies acks=all; no duplicates or reordering on retry
+        linger_ms=5,
+        max_request_size=MAX_RECORD_BYTES,
+        request_timeout_ms=30_000,
+    )
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    migrations: Path,
+    handlers: Mapping[type[Event], Handler] | None = None,
+    router: APIRouter | None = None,
+    title: str,
+    description: str,
+    clock: Callable[[], datetime] = utc_now,
+    new_id: Callable[[], UUID] = uuid4,
+    background: Callable[[Runtime], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """The one way a service is assembled. Nothing connects until the app starts."""
+    name = settings.service_name
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(service=name, level=settings.log_level, fmt=settings.log_format)
+        pool = await create_pool(settings.database_dsn, size=settings.db_pool_size)
+        async with pool.acquire() as conn:
+            await migrate(conn, all_migrations(name, migrations))
+        producer = create_producer(settings)
+        await producer.start()
+        outbox = Outbox(source=settings.source, clock=clock, new_id=new_id)
+        relay = OutboxRelay(
+            pool=pool,
+            producer=producer,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+            retention_hours=settings.outbox_retention_hours,
+            max_backoff_s=settings.retry_max_backoff_s,
+        )
+        consumer = None
+        broker = None
+        if handlers:
+            consumer = EventConsumer(
+                name=name,
+                pool=pool,
+                outbox=outbox,
+                dead_letters=DeadLetters(producer=producer, service=name),
+                handlers=handlers,
+                retry_attempts_before_unready=settings.retry_attempts_before_unready,
+                max_backoff_s=settings.retry_max_backoff_s,
+            )
+            broker = KafkaBroker(
+                settings.kafka_bootstrap, client_id=f"aidmesh-{name}", logger=None
+            )
+            subscriber = consumer.subscribe(
+                broker, group_id=settings.group_id, offset_reset=settings.consumer_offset_reset
+            )
+            app.state.subscriber = subscriber
+        runtime = Runtime(
+            settings=settings,
+            pool=pool,
+            outbox=outbox,
+            clock=clock,
+            new_id=new_id,
+            relay=relay,
+            consumer=consumer,
+        )
+        app.state.runtime = runtime
+        tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
+        if broker is not None:
+            await broker.start()
+        if background is not None:
+            tasks.append(asyncio.create_task(background(runtime), name="background"))
+        log.info(
+            "service_started",
+            port=settings.port,
+            topics=consumer.topics if consumer else [],
+            group_id=settings.group_id,
+        )
+        try:
+            yield
+        finally:
+            log.info("service_stopping")
+            if broker is not None:
+                await broker.stop()  # stops fetching; the in-flight handler completes first
+            relay.stop()
+            for task in tasks[1:]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await producer.stop()
+            await pool.close()
+            log.info("service_stopped", published=relay.published)
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness: the process is running")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": name}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: database, relay and consumer are healthy")
+    async def readyz(request: Request) -> JSONResponse:
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        checks: dict[str, Any] = {}
+        if runtime is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            async with runtime.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"failing: {type(exc).__name__}"
+        checks["outbox_relay"] = "ok" if runtime.relay.healthy else runtime.relay.last_error
+        if runtime.consumer is not None:
+            checks["consumer"] = (
+                "ok" if runtime.consumer.healthy else runtime.consumer.last_error
+            )
+            assigned = _assigned_partitions(request.app)
+            checks["assigned_partitions"] = assigned
+            if not assigned:
+                checks["consumer"] = "waiting for partition assignment"
+        ready = all(v == "ok" for k, v in checks.items() if k != "assigned_partitions")
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "service": name, "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    if router is not None:
+        app.include_router(router)
+    return app
+
+
+def _assigned_partitions(app: FastAPI) -> int:
+    subscriber = getattr(app.state, "subscriber", None)
+    consumer = getattr(subscriber, "consumer", None)
+    if consumer is None:
+        return 0
+    return len(consumer.assignment())
+
+
+def run(app: FastAPI, settings: ServiceSettings) -> None:
+    """Serve the app; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )

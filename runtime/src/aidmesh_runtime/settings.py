@@ -1,0 +1,81 @@
+"""Settings every service shares. Environment prefix `AIDMESH_`; a service-specific prefix
+(`AIDMESH_<SERVICE>_`) overrides it, so one machine can run several services apart."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIDMESH_", extra="ignore")
+
+    service_name: ClassVar[str] = "service"
+    default_http_port: ClassVar[int] = 8000
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: Admin DSN of the PostgreSQL server; the service's own database is derived from it
+    #: unless `db_dsn` is given (as it should be on a real cluster).
+    pg_dsn: str = "postgresql://postgres@127.0.0.1:5433/postgres"
+    db_dsn: str | None = None
+    db_name: str | None = None
+    db_pool_size: int = 10
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    consumer_group: str | None = None
+    consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
+    relay_batch_size: int = 500
+    relay_poll_interval_s: float = 1.0
+    outbox_retention_hours: int = 72
+    #: Transient failures (database or broker down) are retried this many times with
+    #: exponential backoff before the service reports itself not ready (and keeps trying).
+    retry_attempts_before_unready: int = 8
+    retry_max_backoff_s: float = 30.0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        specific = EnvSettingsSource(settings_cls, env_prefix=f"AIDMESH_{cls.service_name.upper()}_")
+        return (init_settings, specific, env_settings, file_secret_settings)
+
+    @property
+    def source(self) -> str:
+        """CloudEvents source of everything this service publishes."""
+        return f"/aidmesh/{self.service_name}"
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or f"aidmesh-{self.service_name}"
+
+    @property
+    def port(self) -> int:
+        return self.http_port or self.default_http_port
+
+    @property
+    def database(self) -> str:
+        return self.db_name or f"aidmesh_{self.service_name}"
+
+    @property
+    def database_dsn(self) -> str:
+        """The service's own database; locally a database and role named after the service."""
+        if self.db_dsn:
+            return self.db_dsn
+        parts = urlsplit(self.pg_dsn)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        netloc = f"aidmesh_{self.service_name}@{host}"
+        return urlunsplit((parts.scheme, netloc, "/" + self.database, parts.query, ""))
