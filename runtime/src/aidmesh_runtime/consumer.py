@@ -17,7 +17,9 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -30,7 +32,8 @@ from aidmesh_contracts.envelope import (
 )
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage as KafkaStreamMessage
 from faststream.middlewares import AckPolicy
 
 from .dlq import DeadLetters
@@ -47,6 +50,12 @@ class HandlerContext:
     conn: asyncpg.Connection
     envelope: Envelope
     outbox: Outbox
+
+    def now(self) -> datetime:
+        return self.outbox.clock()
+
+    def new_id(self) -> UUID:
+        return self.outbox.new_id()
 
     async def publish(self, event: Event) -> Envelope:
         """Publish an event caused by the one being handled (same flow, same transaction)."""
@@ -86,15 +95,17 @@ class EventConsumer:
         return sorted({model.topic for model in self._handlers})
 
     def subscribe(self, broker: KafkaBroker, *, group_id: str, offset_reset: str) -> Any:
-        """Register one subscriber for all topics this consumer handles."""
-        return broker.subscriber(
+        """Register one subscriber for all topics this consumer handles; return it."""
+        subscriber = broker.subscriber(
             *self.topics,
             group_id=group_id,
             auto_offset_reset=offset_reset,  # type: ignore[arg-type]
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_body,  # we decode ourselves, so bad bytes never reach FastStream's JSON
             max_poll_interval_ms=600_000,
-        )(self._on_message)
+        )
+        subscriber(self._on_message)
+        return subscriber
 
     async def _on_message(self, message: KafkaMessage) -> None:
         record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
@@ -197,7 +208,7 @@ class EventConsumer:
         self.last_error = None
 
 
-async def _raw_body(message: KafkaMessage) -> bytes:
+async def _raw_body(message: KafkaStreamMessage) -> bytes:
     return message.body
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,8 +92,14 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list
     return applied_now
 
 
-def all_migrations(service: str, service_dir: Path) -> list[Migration]:
-    return load_migrations("runtime", RUNTIME_MIGRATIONS) + load_migrations(service, service_dir)
+def all_migrations(
+    service: str, service_dir: Path, *, extra: Sequence[tuple[str, Path]] = ()
+) -> list[Migration]:
+    """Runtime tables first, then shared components the service opts into, then its own."""
+    migrations = load_migrations("runtime", RUNTIME_MIGRATIONS)
+    for component, directory in extra:
+        migrations += load_migrations(component, directory)
+    return migrations + load_migrations(service, service_dir)
 
 
 async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:

@@ -41,8 +41,8 @@ class Outbox:
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         self._source = source
-        self._clock = clock
-        self._new_id = new_id
+        self.clock = clock
+        self.new_id = new_id
 
     async def add(
         self,
@@ -58,11 +58,11 @@ class Outbox:
         envelope = new_envelope(
             event,
             source=self._source,
-            time=self._clock(),
+            time=self.clock(),
             caused_by=caused_by,
             correlation_id=correlation_id,
             traceparent=traceparent or (caused_by.traceparent if caused_by else None),
-            new_id=self._new_id,
+            new_id=self.new_id,
         )
         headers = [[name, value.decode()] for name, value in envelope.to_headers()]
         await conn.execute(

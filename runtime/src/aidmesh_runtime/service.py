@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +75,7 @@ def create_service_app(
     *,
     settings: ServiceSettings,
     migrations: Path,
+    extra_migrations: Sequence[tuple[str, Path]] = (),
     handlers: Mapping[type[Event], Handler] | None = None,
     router: APIRouter | None = None,
     title: str,
@@ -89,73 +90,73 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service=name, level=settings.log_level, fmt=settings.log_format)
-        pool = await create_pool(settings.database_dsn, size=settings.db_pool_size)
-        async with pool.acquire() as conn:
-            await migrate(conn, all_migrations(name, migrations))
-        producer = create_producer(settings)
-        await producer.start()
-        outbox = Outbox(source=settings.source, clock=clock, new_id=new_id)
-        relay = OutboxRelay(
-            pool=pool,
-            producer=producer,
-            batch_size=settings.relay_batch_size,
-            poll_interval_s=settings.relay_poll_interval_s,
-            retention_hours=settings.outbox_retention_hours,
-            max_backoff_s=settings.retry_max_backoff_s,
-        )
-        consumer = None
-        broker = None
-        if handlers:
-            consumer = EventConsumer(
-                name=name,
+        # Everything started is registered for shutdown at once, so a failure half-way
+        # through start-up still closes what was opened (in reverse order).
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await create_pool(settings.database_dsn, size=settings.db_pool_size)
+            stack.push_async_callback(pool.close)
+            async with pool.acquire() as conn:
+                await migrate(conn, all_migrations(name, migrations, extra=extra_migrations))
+            producer = create_producer(settings)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            outbox = Outbox(source=settings.source, clock=clock, new_id=new_id)
+            relay = OutboxRelay(
                 pool=pool,
-                outbox=outbox,
-                dead_letters=DeadLetters(producer=producer, service=name),
-                handlers=handlers,
-                retry_attempts_before_unready=settings.retry_attempts_before_unready,
+                producer=producer,
+                batch_size=settings.relay_batch_size,
+                poll_interval_s=settings.relay_poll_interval_s,
+                retention_hours=settings.outbox_retention_hours,
                 max_backoff_s=settings.retry_max_backoff_s,
             )
-            broker = KafkaBroker(
-                settings.kafka_bootstrap, client_id=f"aidmesh-{name}", logger=None
+            relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+            stack.push_async_callback(_stop_relay, relay, relay_task)
+            consumer = None
+            if handlers:
+                consumer = EventConsumer(
+                    name=name,
+                    pool=pool,
+                    outbox=outbox,
+                    dead_letters=DeadLetters(producer=producer, service=name),
+                    handlers=handlers,
+                    retry_attempts_before_unready=settings.retry_attempts_before_unready,
+                    max_backoff_s=settings.retry_max_backoff_s,
+                )
+                broker = KafkaBroker(
+                    settings.kafka_bootstrap,
+                    client_id=f"aidmesh-{name}",
+                    graceful_timeout=20,  # let the in-flight handler finish on shutdown
+                    logger=None,
+                )
+                app.state.subscriber = consumer.subscribe(
+                    broker, group_id=settings.group_id, offset_reset=settings.consumer_offset_reset
+                )
+                await broker.start()
+                # Stops fetching first; the in-flight handler completes before the relay
+                # drains and the producer and pool close.
+                stack.push_async_callback(broker.stop)
+            runtime = Runtime(
+                settings=settings,
+                pool=pool,
+                outbox=outbox,
+                clock=clock,
+                new_id=new_id,
+                relay=relay,
+                consumer=consumer,
             )
-            subscriber = consumer.subscribe(
-                broker, group_id=settings.group_id, offset_reset=settings.consumer_offset_reset
+            app.state.runtime = runtime
+            if background is not None:
+                task = asyncio.create_task(background(runtime), name="background")
+                stack.push_async_callback(_cancel, task)
+            log.info(
+                "service_started",
+                port=settings.port,
+                topics=consumer.topics if consumer else [],
+                group_id=settings.group_id,
             )
-            app.state.subscriber = subscriber
-        runtime = Runtime(
-            settings=settings,
-            pool=pool,
-            outbox=outbox,
-            clock=clock,
-            new_id=new_id,
-            relay=relay,
-            consumer=consumer,
-        )
-        app.state.runtime = runtime
-        tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
-        if broker is not None:
-            await broker.start()
-        if background is not None:
-            tasks.append(asyncio.create_task(background(runtime), name="background"))
-        log.info(
-            "service_started",
-            port=settings.port,
-            topics=consumer.topics if consumer else [],
-            group_id=settings.group_id,
-        )
-        try:
             yield
-        finally:
             log.info("service_stopping")
-            if broker is not None:
-                await broker.stop()  # stops fetching; the in-flight handler completes first
-            relay.stop()
-            for task in tasks[1:]:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await producer.stop()
-            await pool.close()
-            log.info("service_stopped", published=relay.published)
+        log.info("service_stopped", published=relay.published)
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
 
@@ -193,6 +194,17 @@ def create_service_app(
     if router is not None:
         app.include_router(router)
     return app
+
+
+async def _stop_relay(relay: OutboxRelay, task: asyncio.Task[None]) -> None:
+    relay.stop()
+    await task
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _assigned_partitions(app: FastAPI) -> int:

@@ -1,0 +1,92 @@
+# AidMesh: the front door. `make up` runs the platform and a demo; `make test` runs every test.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(PYTHON) -m uv
+VENV := .venv
+PY := $(VENV)/bin/python
+AIDMESH := $(VENV)/bin/aidmesh
+PYTEST := $(PY) -m pytest
+
+.PHONY: help install infra-up infra-down infra-status bootstrap services-up services-down \
+        services-status up down demo test test-unit test-integration test-e2e lint format \
+        schemas logs clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml
+	@$(PYTHON) -m uv --version 2>/dev/null | grep -q "$(UV_VERSION)" || { \
+	  echo "==> installing uv $(UV_VERSION)"; \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" 2>/dev/null \
+	  || $(PYTHON) -m pip install --quiet --disable-pip-version-check --user --break-system-packages "uv==$(UV_VERSION)"; }
+	@echo "==> python packages (uv sync --frozen)"
+	@$(UV) sync --frozen --all-packages --python $(PYTHON) --quiet
+	@touch $@
+
+install: $(VENV)/.installed ## Install uv and the locked Python packages
+
+infra-up: install ## Start PostgreSQL and Kafka (installing them if missing), create topics and databases
+	@bash deploy/local/infra.sh up
+	@$(AIDMESH) infra bootstrap
+
+bootstrap: install ## Create the catalogue's topics and the services' databases
+	@$(AIDMESH) infra bootstrap
+
+infra-down: ## Stop Kafka and PostgreSQL (state kept in var/)
+	@bash deploy/local/infra.sh down
+
+infra-status: ## Are Kafka and PostgreSQL running?
+	@bash deploy/local/infra.sh status
+
+services-up: infra-up ## Start the four services in the background and wait until ready
+	@bash deploy/local/services.sh start
+
+services-down: ## Stop the services gracefully
+	@bash deploy/local/services.sh stop
+
+services-status: ## Are the services running?
+	@bash deploy/local/services.sh status
+
+up: services-up ## Install, start everything, run the demo (services stay up until make down)
+	@$(AIDMESH) demo
+	@echo
+	@echo "AidMesh is running. Logs: var/logs/<service>.log   APIs: http://127.0.0.1:8101/docs (registration), :8102 (shelter), :8103 (health)"
+	@echo "Run the demo again: make demo    Watch a topic: see README    Stop: make down"
+
+demo: install ## Run the demo scenario against the running services
+	@$(AIDMESH) demo
+
+down: ## Stop services, Kafka and PostgreSQL
+	@bash deploy/local/services.sh stop
+	@bash deploy/local/infra.sh down
+
+test: install ## Every test: unit, integration (real Kafka + PostgreSQL), end-to-end
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory infra-up
+	@$(PYTEST) contracts/tests runtime/tests ops/tests services tests
+
+test-unit: install ## Unit tests only (no infrastructure)
+	@$(PYTEST) -m "not integration and not e2e" contracts/tests runtime/tests ops/tests services
+
+lint: install ## ruff, the import contracts between services, and current JSON Schemas
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports
+	@$(PY) -m aidmesh_contracts.schemas check
+
+format: install ## Format and auto-fix
+	@$(VENV)/bin/ruff check --fix .
+	@$(VENV)/bin/ruff format .
+
+schemas: install ## Regenerate the committed JSON Schemas from the contracts
+	@$(PY) -m aidmesh_contracts.schemas write
+
+logs: ## Follow the services' logs
+	@tail -F var/logs/*.log
+
+clean: down ## Stop everything and delete local state (Kafka data, databases, logs)
+	@rm -rf var

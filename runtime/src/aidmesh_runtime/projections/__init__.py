@@ -1,0 +1,1 @@
+"""Local projections that sector services keep of other services' facts."""

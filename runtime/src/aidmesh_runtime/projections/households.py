@@ -1,0 +1,123 @@
+"""The household projection: a sector's local copy of HouseholdRegistered facts.
+
+Sectors decide with it (location, size, vulnerability, consent) instead of calling
+registration. Events on different topics have no order between them, so a need may arrive
+before its household: `need_handlers` keeps such a need pending and acts on it when the
+household lands, whichever comes first, exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import asyncpg
+from aidmesh_contracts import Envelope, HouseholdRegistered, Location, NeedAssessed, Sector
+from aidmesh_contracts.base import Event
+
+from ..consumer import Handler, HandlerContext
+
+MIGRATIONS = ("household_projection", Path(__file__).parent / "household_migrations")
+
+
+@dataclass(frozen=True)
+class HouseholdFacts:
+    household_id: UUID
+    location: Location
+    displacement_status: str
+    size: int
+    vulnerabilities: frozenset[str]
+    consents: frozenset[str]
+
+
+#: What a sector does with a need once its household is known. `cause` is the need's
+#: envelope: events the action publishes should be caused by it.
+NeedAction = Callable[[NeedAssessed, Envelope, HouseholdFacts, HandlerContext], Awaitable[None]]
+
+
+def need_handlers(sector: Sector, act: NeedAction) -> dict[type[Event], Handler]:
+    """Handlers that join a sector's needs with the household projection, then `act`."""
+
+    async def on_need_assessed(event: NeedAssessed, ctx: HandlerContext) -> None:
+        if event.sector is not sector:
+            return
+        await ctx.conn.execute(
+            "INSERT INTO pending_need (assessment_id, household_id, payload, envelope) "
+            "VALUES ($1, $2, $3::jsonb, $4::jsonb) ON CONFLICT (assessment_id) DO NOTHING",
+            event.assessment_id,
+            event.household_id,
+            event.model_dump_json(),
+            ctx.envelope.model_dump_json(),
+        )
+        await _act_on_waiting_needs(event.household_id, ctx)
+
+    async def on_household_registered(event: HouseholdRegistered, ctx: HandlerContext) -> None:
+        await project_household(event, ctx)
+        await _act_on_waiting_needs(event.household_id, ctx)
+
+    async def _act_on_waiting_needs(household_id: UUID, ctx: HandlerContext) -> None:
+        household = await household_facts(ctx.conn, household_id)
+        if household is None:
+            return  # the need waits for its household
+        waiting = await ctx.conn.fetch(
+            "SELECT assessment_id, payload, envelope FROM pending_need "
+            "WHERE household_id = $1 AND acted_at IS NULL ORDER BY received_at FOR UPDATE",
+            household_id,
+        )
+        for row in waiting:
+            need = NeedAssessed.model_validate_json(row["payload"])
+            cause = Envelope.model_validate_json(row["envelope"])
+            await act(need, cause, household, ctx)
+            await ctx.conn.execute(
+                "UPDATE pending_need SET acted_at = now() WHERE assessment_id = $1",
+                row["assessment_id"],
+            )
+
+    return {NeedAssessed: on_need_assessed, HouseholdRegistered: on_household_registered}
+
+
+async def project_household(event: HouseholdRegistered, ctx: HandlerContext) -> None:
+    """Upsert the household's facts (a replayed event changes nothing)."""
+    await ctx.conn.execute(
+        """INSERT INTO household_projection (household_id, adm1_pcode, adm2_pcode, adm3_pcode,
+               displacement_status, size, vulnerabilities, consents, registered_at, last_event_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (household_id) DO UPDATE SET
+               adm1_pcode = EXCLUDED.adm1_pcode, adm2_pcode = EXCLUDED.adm2_pcode,
+               adm3_pcode = EXCLUDED.adm3_pcode,
+               displacement_status = EXCLUDED.displacement_status, size = EXCLUDED.size,
+               vulnerabilities = EXCLUDED.vulnerabilities, consents = EXCLUDED.consents,
+               registered_at = EXCLUDED.registered_at, last_event_id = EXCLUDED.last_event_id""",
+        event.household_id,
+        event.location.adm1_pcode,
+        event.location.adm2_pcode,
+        event.location.adm3_pcode,
+        event.displacement_status.value,
+        event.size,
+        sorted(v.value for v in event.vulnerabilities),
+        sorted(c.value for c in event.consents),
+        event.registered_at,
+        ctx.envelope.id,
+    )
+
+
+async def household_facts(conn: asyncpg.Connection, household_id: UUID) -> HouseholdFacts | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM household_projection WHERE household_id = $1", household_id
+    )
+    if row is None:
+        return None
+    return HouseholdFacts(
+        household_id=row["household_id"],
+        location=Location(
+            adm1_pcode=row["adm1_pcode"],
+            adm2_pcode=row["adm2_pcode"],
+            adm3_pcode=row["adm3_pcode"],
+        ),
+        displacement_status=row["displacement_status"],
+        size=row["size"],
+        vulnerabilities=frozenset(row["vulnerabilities"]),
+        consents=frozenset(row["consents"]),
+    )

@@ -1,0 +1,31 @@
+"""Protection rules. Pure: no database, no Kafka, no clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from aidmesh_contracts import CaseSource, NeedAssessed, ProtectionCaseOpened, ProtectionNeedDetails
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def case_ref(random_id: UUID) -> str:
+    """A pseudonymous reference, derived from a random id (never from the household id),
+    so it reveals nothing about who the case is about."""
+    bits = random_id.int >> (128 - 50)
+    chars = [CROCKFORD[(bits >> shift) & 0x1F] for shift in range(45, -1, -5)]
+    return "PRT-" + "".join(chars)
+
+
+def open_case_from_need(need: NeedAssessed, *, random_id: UUID, now: datetime) -> ProtectionCaseOpened:
+    details = need.details
+    concerns = details.concern_codes if isinstance(details, ProtectionNeedDetails) else frozenset()
+    return ProtectionCaseOpened(
+        case_ref=case_ref(random_id),
+        household_id=need.household_id,
+        source=CaseSource.NEED_ASSESSMENT,
+        severity=need.severity,
+        concern_codes=concerns,
+        opened_at=now,
+    )

@@ -1,0 +1,13 @@
+from aidmesh_runtime.service import run
+
+from .app import build_app
+from .settings import ShelterSettings
+
+
+def main() -> None:
+    settings = ShelterSettings()
+    run(build_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()
