@@ -68,6 +68,10 @@ down: ## Stop services, Kafka and PostgreSQL
 test: install ## Every test: unit, integration (real Kafka + PostgreSQL), end-to-end
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory infra-up
+	@# Two copies of a service on the same topics would both react to the tests' events.
+	@if bash deploy/local/services.sh status >/dev/null 2>&1 || pgrep -f 'python -m aidmesh_' >/dev/null; then \
+	  echo "==> stopping the local services (make up) so the tests own the topics; make up starts them again"; \
+	  bash deploy/local/services.sh stop; fi
 	@$(PYTEST) contracts/tests runtime/tests ops/tests services tests
 
 test-unit: install ## Unit tests only (no infrastructure)

@@ -1,0 +1,206 @@
+"""Helpers for integration and end-to-end tests on the real broker and database.
+
+They live in the runtime (not in a conftest) so every service's tests and the
+end-to-end tests share one implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+from aidmesh_contracts import CATALOGUE, Envelope, Event, decode, encode
+from aidmesh_contracts.envelope import new_envelope
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+KAFKA = os.environ.get("AIDMESH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+ADMIN_DSN = os.environ.get("AIDMESH_PG_DSN", "postgresql://postgres@127.0.0.1:5433/postgres")
+
+
+async def fresh_database(name: str, *, owner: str, admin_dsn: str = ADMIN_DSN) -> None:
+    """Drop (if present) and create an empty database owned by `owner`."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(name: str, *, admin_dsn: str = ADMIN_DSN) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def database_dsn(name: str, *, admin_dsn: str = ADMIN_DSN) -> str:
+    """DSN of another database on the admin DSN's server, as the admin user."""
+    base, _, _ = admin_dsn.rpartition("/")
+    return f"{base}/{name}"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A record read from the broker, with its envelope parsed."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+    envelope: Envelope | None
+
+    def event(self) -> Event:
+        assert self.envelope is not None
+        return decode(self.envelope, self.value)
+
+
+class EventLog:
+    """Reads every catalogue topic (and DLQ) from the end offsets at start, in background.
+
+    Tests publish after `start()` and then `wait_for` what they expect, with a deadline.
+    """
+
+    def __init__(self, *, bootstrap: str = KAFKA, topics: Iterable[str] | None = None) -> None:
+        self._bootstrap = bootstrap
+        self._topics = list(topics) if topics is not None else [
+            name for entry in CATALOGUE for name in (entry.name, entry.dlq)
+        ]
+        self.records: list[Seen] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public API
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self._topics
+            for p in sorted(cluster.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            await consumer.stop()
+            raise RuntimeError(f"none of {self._topics} exists: run `make bootstrap`")
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve positions now, so "from start()" is exact
+            await consumer.position(tp)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for r in records:
+                    headers = {name: value.decode("utf-8", "replace") for name, value in r.headers}
+                    try:
+                        envelope = Envelope.from_headers(r.headers)
+                    except ValueError:
+                        envelope = None
+                    self.records.append(
+                        Seen(r.topic, r.partition, r.offset, r.key, r.value, headers, envelope)
+                    )
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer:
+            await self._consumer.stop()
+
+    def of_flow(self, correlation_id: UUID) -> list[Seen]:
+        return [
+            r for r in self.records if r.envelope and r.envelope.correlationid == correlation_id
+        ]
+
+    async def wait_for(
+        self,
+        predicate: Callable[[list[Seen]], bool],
+        *,
+        select: Callable[[Seen], bool] = lambda r: True,
+        timeout_s: float = 30.0,
+        what: str = "expected events",
+    ) -> list[Seen]:
+        """Poll until predicate(selected records) holds; fail naming what was seen."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            selected = [r for r in self.records if select(r)]
+            if predicate(selected):
+                return selected
+            if time.monotonic() > deadline:
+                seen = [r.envelope.type if r.envelope else r.topic for r in selected]
+                raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; saw {seen}")
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def event_log(**kwargs: object) -> AsyncIterator[EventLog]:
+    log = EventLog(**kwargs)  # type: ignore[arg-type]
+    await log.start()
+    try:
+        yield log
+    finally:
+        await log.stop()
+
+
+async def publish(
+    producer: AIOKafkaProducer,
+    event: Event,
+    *,
+    source: str = "/aidmesh/tests",
+    caused_by: Envelope | None = None,
+    correlation_id: UUID | None = None,
+) -> Envelope:
+    """Publish one event as a service would (CloudEvents headers, key = subject)."""
+    envelope = new_envelope(
+        event,
+        source=source,
+        time=datetime.now(UTC),
+        caused_by=caused_by,
+        correlation_id=correlation_id,
+    )
+    await producer.send_and_wait(
+        event.topic, value=encode(event), key=event.subject().encode(), headers=envelope.to_headers()
+    )
+    return envelope
+
+
+def unique(prefix: str) -> str:
+    """A name unique to this test run (databases, consumer groups)."""
+    return f"{prefix}_{uuid4().hex[:10]}"
+
+
+@contextlib.asynccontextmanager
+async def running_app(app: FastAPI, *, ready_timeout_s: float = 30.0) -> AsyncIterator[AsyncClient]:
+    """Run a service in-process (its real lifespan: database, Kafka, relay, consumer) and
+    yield an HTTP client for it, once /readyz says ready (partitions assigned)."""
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app)
+        async with AsyncClient(transport=transport, base_url="http://service") as client:
+            deadline = time.monotonic() + ready_timeout_s
+            while True:
+                response = await client.get("/readyz")
+                if response.status_code == 200:
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"service not ready: {response.text}")
+                await asyncio.sleep(0.1)
+            yield client
