@@ -227,3 +227,9 @@ def run(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=20,
     )
+
+
+def serve(build_app: Callable[[Any], FastAPI], settings_class: type[ServiceSettings]) -> None:
+    """`python -m aidmesh_<service>`: read settings from the environment, build, run."""
+    settings = settings_class()
+    run(build_app(settings), settings)

@@ -1,13 +1,7 @@
-from aidmesh_runtime.service import run
+from aidmesh_runtime.service import serve
 
 from .app import build_app
 from .settings import ShelterSettings
 
-
-def main() -> None:
-    settings = ShelterSettings()
-    run(build_app(settings), settings)
-
-
 if __name__ == "__main__":
-    main()
+    serve(build_app, ShelterSettings)
