@@ -55,19 +55,23 @@ def _env(service: str, port: int, db_name: str, run_id: str) -> dict[str, str]:
     return env
 
 
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
 async def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient() as client:
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{url} exited at start-up:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"{url} exited at start-up:\n{_tail(log)}")
             try:
                 if (await client.get(url + "/readyz", timeout=2)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} not ready after 60 s:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"{url} not ready after 60 s:\n{_tail(log)}")
             await asyncio.sleep(0.2)
 
 

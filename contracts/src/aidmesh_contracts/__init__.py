@@ -56,6 +56,7 @@ __all__ = [
     "Topic",
     "UnknownEventType",
     "VisitCompleted",
+    "Vulnerability",
     "decode",
     "encode",
     "topic",

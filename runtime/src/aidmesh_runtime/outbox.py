@@ -10,6 +10,7 @@ consumers' inbox drops the duplicate by ce_id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import Callable
@@ -18,9 +19,9 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaProducer
 from aidmesh_contracts.base import Event
 from aidmesh_contracts.envelope import Envelope, encode, new_envelope
+from aiokafka import AIOKafkaProducer
 
 log = structlog.get_logger(__name__)
 
@@ -208,10 +209,8 @@ class OutboxRelay:
         self._wake.set()
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
 
