@@ -263,3 +263,16 @@ async def test_household_events_carry_no_names_phones_documents_or_addresses(
     ).json()
     assert household_record["phone"] == PHONE
     assert {m["full_name"] for m in household_record["members"]} == {NAME, CHILD_NAME}
+
+
+async def test_a_refused_registration_does_not_echo_personal_data_back(
+    platform: Any, http: httpx.AsyncClient
+) -> None:
+    response = await http.post(
+        platform.url("registration") + "/households", json=household(size=3)
+    )
+
+    assert response.status_code == 422
+    assert "size is 3 but 2 members are listed" in response.text
+    for secret in (NAME, PHONE, DOCUMENT, ADDRESS):
+        assert secret not in response.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 from datetime import date
 
@@ -17,14 +16,16 @@ infra = typer.Typer(no_args_is_help=True, help="Topics and databases.")
 app.add_typer(infra, name="infra")
 console = Console()
 
-KAFKA = os.environ.get("AIDMESH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-PG_ADMIN = os.environ.get("AIDMESH_PG_DSN", "postgresql://postgres@127.0.0.1:5433/postgres")
-
-
 @infra.command("bootstrap")
 def infra_bootstrap(
-    kafka: str = typer.Option(KAFKA, help="Kafka bootstrap servers."),
-    pg_dsn: str = typer.Option(PG_ADMIN, help="PostgreSQL admin DSN."),
+    kafka: str = typer.Option(
+        "127.0.0.1:9092", envvar="AIDMESH_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers."
+    ),
+    pg_dsn: str = typer.Option(
+        "postgresql://postgres@127.0.0.1:5433/postgres",
+        envvar="AIDMESH_PG_DSN",
+        help="PostgreSQL admin DSN.",
+    ),
 ) -> None:
     """Create the catalogue's topics (with DLQs) and each service's role and database."""
     topics = asyncio.run(bootstrap.ensure_topics(kafka))

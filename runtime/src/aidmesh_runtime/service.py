@@ -22,6 +22,7 @@ import structlog
 from aidmesh_contracts.base import Event
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
@@ -159,6 +160,15 @@ def create_service_app(
         log.info("service_stopped", published=relay.published)
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The field and the reason, never the submitted values: they may be personal data
+        # (FastAPI's default echoes the whole input back, and proxies log responses).
+        errors = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is running")
     async def healthz() -> dict[str, str]:
