@@ -23,8 +23,15 @@ from aidmesh_contracts import (
 )
 from aidmesh_contracts.common import OrgCode, Severity
 from aidmesh_contracts.events.assessment import NeedDetails
-from pydantic import BaseModel, ConfigDict, Field, PastDate, StringConstraints, field_validator
-from pydantic import model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PastDate,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from .reference import oblast_pcodes
 
