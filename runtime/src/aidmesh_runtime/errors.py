@@ -8,7 +8,7 @@ import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 
 
-class Rejected(Exception):  # noqa: N818 - a business decision, not a bug
+class Rejected(Exception):
     """A business rule refuses this event (e.g. duplicate assistance). Dead-lettered with
     the reason; never retried."""
 

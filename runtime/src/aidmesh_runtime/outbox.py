@@ -216,4 +216,4 @@ class OutboxRelay:
 
 def _backoff(attempt: int, cap: float) -> float:
     """Exponential backoff with full jitter, bounded by cap."""
-    return random.uniform(0, min(cap, 0.2 * 2**attempt))  # noqa: S311 - jitter, not crypto
+    return random.uniform(0, min(cap, 0.2 * 2 ** min(attempt, 32)))  # noqa: S311 - jitter

@@ -191,7 +191,7 @@ def create_service_app(
             checks["consumer"] = (
                 "ok" if runtime.consumer.healthy else runtime.consumer.last_error
             )
-            assigned = _assigned_partitions(request.app)
+            assigned = await _positioned_partitions(request.app)
             checks["assigned_partitions"] = assigned
             if not assigned:
                 checks["consumer"] = "waiting for partition assignment"
@@ -217,12 +217,23 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-def _assigned_partitions(app: FastAPI) -> int:
+async def _positioned_partitions(app: FastAPI) -> int:
+    """Partitions assigned to this consumer whose start position is known (0 if none).
+
+    Assignment alone is not enough: with offset reset "latest" the position is looked up
+    just after, and an event published in between would be skipped.
+    """
     subscriber = getattr(app.state, "subscriber", None)
     consumer = getattr(subscriber, "consumer", None)
     if consumer is None:
         return 0
-    return len(consumer.assignment())
+    assignment = consumer.assignment()
+    try:
+        for partition in assignment:
+            await asyncio.wait_for(consumer.position(partition), timeout=2)
+    except Exception:  # rebalancing or broker unavailable: not ready yet
+        return 0
+    return len(assignment)
 
 
 def run(app: FastAPI, settings: ServiceSettings) -> None:

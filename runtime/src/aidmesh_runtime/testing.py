@@ -87,7 +87,7 @@ class EventLog:
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
         )
         await consumer.start()
-        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public API
+        cluster = await consumer._client.fetch_all_metadata()
         partitions = [
             TopicPartition(topic, p)
             for topic in self._topics
@@ -191,7 +191,8 @@ def unique(prefix: str) -> str:
 @contextlib.asynccontextmanager
 async def running_app(app: FastAPI, *, ready_timeout_s: float = 30.0) -> AsyncIterator[AsyncClient]:
     """Run a service in-process (its real lifespan: database, Kafka, relay, consumer) and
-    yield an HTTP client for it, once /readyz says ready (partitions assigned)."""
+    yield an HTTP client for it, once /readyz says ready (partitions assigned and the
+    consumer knows where it starts reading)."""
     async with app.router.lifespan_context(app):
         transport = ASGITransport(app=app)
         async with AsyncClient(transport=transport, base_url="http://service") as client:
@@ -204,3 +205,4 @@ async def running_app(app: FastAPI, *, ready_timeout_s: float = 30.0) -> AsyncIt
                     raise AssertionError(f"service not ready: {response.text}")
                 await asyncio.sleep(0.1)
             yield client
+

@@ -43,6 +43,7 @@ def need_handlers(sector: Sector, act: NeedAction) -> dict[type[Event], Handler]
     async def on_need_assessed(event: NeedAssessed, ctx: HandlerContext) -> None:
         if event.sector is not sector:
             return
+        await _lock_household(event.household_id, ctx)
         await ctx.conn.execute(
             "INSERT INTO pending_need (assessment_id, household_id, payload, envelope) "
             "VALUES ($1, $2, $3::jsonb, $4::jsonb) ON CONFLICT (assessment_id) DO NOTHING",
@@ -54,6 +55,7 @@ def need_handlers(sector: Sector, act: NeedAction) -> dict[type[Event], Handler]
         await _act_on_waiting_needs(event.household_id, ctx)
 
     async def on_household_registered(event: HouseholdRegistered, ctx: HandlerContext) -> None:
+        await _lock_household(event.household_id, ctx)
         await project_household(event, ctx)
         await _act_on_waiting_needs(event.household_id, ctx)
 
@@ -76,6 +78,16 @@ def need_handlers(sector: Sector, act: NeedAction) -> dict[type[Event], Handler]
             )
 
     return {NeedAssessed: on_need_assessed, HouseholdRegistered: on_household_registered}
+
+
+async def _lock_household(household_id: UUID, ctx: HandlerContext) -> None:
+    """Serialise the two halves of the join for one household. Without it, two replicas
+    handling the need and the household at once could each miss the other's uncommitted
+    row, and the need would wait forever. Held until the transaction ends; statements
+    after it (READ COMMITTED) see what the other transaction committed."""
+    await ctx.conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(household_id)
+    )
 
 
 async def project_household(event: HouseholdRegistered, ctx: HandlerContext) -> None:

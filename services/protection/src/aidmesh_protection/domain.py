@@ -13,7 +13,9 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def case_ref(random_id: UUID) -> str:
     """A pseudonymous reference, derived from a random id (never from the household id),
     so it reveals nothing about who the case is about."""
-    bits = random_id.int >> (128 - 50)
+    # The low 50 bits: in a version-4 UUID all of them are random (the version and variant
+    # bits sit higher up), so every one of the 32^10 references is possible.
+    bits = random_id.int & ((1 << 50) - 1)
     chars = [CROCKFORD[(bits >> shift) & 0x1F] for shift in range(45, -1, -5)]
     return "PRT-" + "".join(chars)
 

@@ -41,10 +41,14 @@ def test_a_case_ref_is_prt_and_ten_crockford_base32_characters() -> None:
         assert CASE_REF.match(case_ref(uuid4()))
 
 
-def test_a_case_ref_is_the_leading_bits_of_the_random_id_in_crockford_base32() -> None:
+def test_a_case_ref_is_the_low_50_random_bits_of_the_random_id_in_crockford_base32() -> None:
     assert case_ref(UUID(int=0)) == "PRT-0000000000"
     assert case_ref(UUID(int=(1 << 128) - 1)) == "PRT-ZZZZZZZZZZ"
-    assert case_ref(UUID("08421084-2108-4000-0000-000000000000")) == "PRT-1111111111"
+    assert case_ref(UUID(int=0b00001_00001_00001_00001_00001_00001_00001_00001_00001_00001)) == (
+        "PRT-1111111111"
+    )
+    # The version nibble of a uuid4 plays no part: only random bits do.
+    assert case_ref(UUID("ffffffff-ffff-4fff-8000-000000000000")) == "PRT-0000000000"
 
 
 def test_the_same_random_id_gives_the_same_case_ref() -> None:

@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     PastDate,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -117,19 +118,32 @@ class HouseholdIn(Input):
     needs: list[NeedIn] = []
     assessed_by: OrgCode | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if len(self.members) != self.size:
-            raise ValueError(f"size is {self.size} but {len(self.members)} members are listed")
-        heads = sum(1 for m in self.members if m.relation is Relation.HEAD)
+    # Field validators (not one model validator) so that a refusal names its field.
+    @field_validator("members")
+    @classmethod
+    def _members_fit_household(cls, members: list[MemberIn], info: ValidationInfo) -> list[MemberIn]:
+        size = info.data.get("size")
+        if size is not None and len(members) != size:
+            raise ValueError(f"size is {size} but {len(members)} members are listed")
+        heads = sum(1 for m in members if m.relation is Relation.HEAD)
         if heads != 1:
             raise ValueError(f"exactly one member must be the head of household, found {heads}")
-        if ConsentPurpose.REGISTRATION not in self.consents:
+        return members
+
+    @field_validator("consents")
+    @classmethod
+    def _registration_consented(cls, consents: set[ConsentPurpose]) -> set[ConsentPurpose]:
+        if ConsentPurpose.REGISTRATION not in consents:
             raise ValueError("consent for 'registration' is required to register a household")
-        sectors = [n.sector for n in self.needs]
+        return consents
+
+    @field_validator("needs")
+    @classmethod
+    def _one_need_per_sector(cls, needs: list[NeedIn]) -> list[NeedIn]:
+        sectors = [n.sector for n in needs]
         if len(sectors) != len(set(sectors)):
             raise ValueError("at most one need per sector")
-        return self
+        return needs
 
 
 def age_on(born: date, day: date) -> int:

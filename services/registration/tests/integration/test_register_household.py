@@ -201,7 +201,7 @@ INVALID = {
     ),
     "no head of household": (
         submission(members=[{**m, "relation": "sibling"} for m in submission()["members"]]),
-        ["body"],
+        ["body", "members"],
         "exactly one member must be the head of household, found 0",
     ),
 }

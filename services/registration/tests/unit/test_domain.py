@@ -67,6 +67,7 @@ def test_size_must_match_the_number_of_members_listed() -> None:
     errors = refusal(submission(size=4))
 
     assert "size is 4 but 3 members are listed" in errors[0]["msg"]
+    assert errors[0]["loc"] == ("members",)
 
 
 def test_a_household_without_a_head_is_refused() -> None:
@@ -75,6 +76,7 @@ def test_a_household_without_a_head_is_refused() -> None:
     )
 
     assert "exactly one member must be the head of household, found 0" in errors[0]["msg"]
+    assert errors[0]["loc"] == ("members",)
 
 
 def test_a_household_with_two_heads_is_refused() -> None:
@@ -87,6 +89,7 @@ def test_consent_for_registration_is_required() -> None:
     errors = refusal(submission(consents=["data_sharing", "referral"]))
 
     assert "consent for 'registration' is required" in errors[0]["msg"]
+    assert errors[0]["loc"] == ("consents",)
 
 
 def test_an_unknown_oblast_is_refused_with_the_field_in_the_error_location() -> None:
@@ -116,6 +119,7 @@ def test_two_needs_for_the_same_sector_are_refused() -> None:
     )
 
     assert "at most one need per sector" in errors[0]["msg"]
+    assert errors[0]["loc"] == ("needs",)
 
 
 def test_need_details_take_their_kind_from_the_need_sector() -> None:
