@@ -34,10 +34,10 @@ class Event(FrozenModel):
 EVENT_TYPES: dict[str, type[Event]] = {}
 
 
-def event(*, type: str, topic: str):  # noqa: A002 - CloudEvents calls it "type"
+def event(*, type: str, topic: str):
     """Class decorator: register a model as the payload of one event type on one topic."""
 
-    if not EVENT_TYPE_PATTERN.match(type):
+    if not EVENT_TYPE_PATTERN.fullmatch(type):
         raise ValueError(f"event type {type!r} does not match {EVENT_TYPE_PATTERN.pattern}")
 
     def register(cls: type[Event]) -> type[Event]:

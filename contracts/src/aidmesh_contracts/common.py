@@ -88,5 +88,16 @@ class Location(FrozenModel):
 class Money(FrozenModel):
     """An amount of money. Always a Decimal with at most 2 decimal places, never a float."""
 
-    amount: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+    amount: Annotated[
+        Decimal,
+        Field(
+            ge=0,
+            max_digits=14,
+            decimal_places=2,
+            description="Exact decimal amount, written as a string.",
+            # JSON carries a Decimal as a string: say its shape, or validators accept any text.
+            json_schema_extra={"pattern": r"^\d{1,12}(\.\d{1,2})?$"},
+            examples=["12500.00"],
+        ),
+    ]
     currency: Literal["UAH"] = "UAH"

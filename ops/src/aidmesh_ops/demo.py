@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from aidmesh_contracts import topics
 from aidmesh_contracts.catalogue import CATALOGUE
+from aidmesh_runtime.topics import MAX_MESSAGE_BYTES
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from rich.console import Console
@@ -47,7 +48,6 @@ from .demo_flows import (
 )
 from .demo_render import render_outcome, render_plan, render_summary
 
-MAX_RECORD_BYTES = 16 * 1024 * 1024  # what the local broker accepts (see deploy/local)
 READY_WAIT_S = 60.0
 SHELTER_POLL_S = 1.0
 CASE_PAGE_SIZE = 500
@@ -603,8 +603,8 @@ class BrokerWatch:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=MAX_RECORD_BYTES,
-            fetch_max_bytes=MAX_RECORD_BYTES * 2,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
         )
         try:
             async with asyncio.timeout(timeout_s):

@@ -55,15 +55,17 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list
 
     A file already applied whose text changed is refused: migrations are forward-only.
     """
-    await conn.execute(
-        """CREATE TABLE IF NOT EXISTS schema_migrations (
-               component text NOT NULL, version integer NOT NULL, name text NOT NULL,
-               checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
-               PRIMARY KEY (component, version))"""
-    )
     applied_now = []
+    # The lock comes first: replicas starting together on a new database would otherwise
+    # race on CREATE TABLE IF NOT EXISTS (not atomic in PostgreSQL).
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   component text NOT NULL, version integer NOT NULL, name text NOT NULL,
+                   checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (component, version))"""
+        )
         rows = await conn.fetch("SELECT component, version, checksum FROM schema_migrations")
         applied = {(r["component"], r["version"]): r["checksum"] for r in rows}
         for migration in migrations:

@@ -21,7 +21,7 @@ class DeadLetters:
             if not name.startswith(DLQ_HEADER_PREFIX)
         ]
         headers += [
-            ("aidmesh_dlq_reason", reason.encode("utf-8")[:MAX_REASON_BYTES]),
+            ("aidmesh_dlq_reason", _truncate_utf8(reason, MAX_REASON_BYTES)),
             ("aidmesh_dlq_exception", type(exc).__name__.encode()),
             ("aidmesh_dlq_service", self._service.encode()),
             ("aidmesh_dlq_topic", record.topic.encode()),
@@ -31,3 +31,8 @@ class DeadLetters:
         await self._producer.send_and_wait(
             dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
         )
+
+
+def _truncate_utf8(text: str, limit: int) -> bytes:
+    """At most `limit` bytes of UTF-8, never cutting a character in half."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore").encode("utf-8")

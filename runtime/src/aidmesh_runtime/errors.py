@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import socket
 
 import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
@@ -18,8 +18,9 @@ class Rejected(Exception):
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # connection refused or reset
-    asyncio.TimeoutError,
+    ConnectionError,  # refused, reset, aborted, broken pipe (not every OSError: a handler's
+    socket.gaierror,  # FileNotFoundError is a bug to dead-letter, not to retry forever)
+    TimeoutError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,

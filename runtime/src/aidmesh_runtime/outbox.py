@@ -132,6 +132,8 @@ class OutboxRelay:
                     if await listener.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
                         break
                     await self._sleep(self._poll_interval_s)
+                if self._stopping:
+                    return  # stopped while standing by: never publish without the lock
                 self.leader = True
                 self.healthy = True
                 self.last_error = None

@@ -37,7 +37,16 @@ class AssistanceDelivered(Event):
     sector: Sector
     activity: ActivityCode
     modality: Modality
-    quantity: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
+    quantity: Annotated[
+        Decimal,
+        Field(
+            gt=0,
+            max_digits=12,
+            decimal_places=3,
+            json_schema_extra={"pattern": r"^\d{1,9}(\.\d{1,3})?$"},
+            examples=["1"],
+        ),
+    ]
     unit: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
     value: Money | None = None
     persons_reached: Annotated[int, Field(ge=0, le=100000)]

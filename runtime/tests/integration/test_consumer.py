@@ -1,0 +1,169 @@
+"""Idempotent consumption on the real database: a record's effect is written exactly once,
+transient failures are retried in place, and a handler can publish what follows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+import asyncpg
+import pytest
+from aidmesh_contracts import AssistanceDelivered, HouseholdRegistered
+from aidmesh_contracts.envelope import encode
+from aidmesh_contracts.examples import example
+from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
+from aidmesh_runtime.consumer import EventConsumer, Handler, HandlerContext
+from aiokafka import ConsumerRecord
+
+pytestmark = pytest.mark.integration
+
+MakeDelivery = Callable[..., AssistanceDelivered]
+ProduceRecord = Callable[..., Awaitable[ConsumerRecord]]
+EffectsOf = Callable[[UUID], Awaitable[int]]
+
+
+@pytest.fixture
+def delivered_record(
+    delivery: MakeDelivery, headers_of: Callable, produce_record: ProduceRecord
+) -> Callable[[], Awaitable[tuple[AssistanceDelivered, ConsumerRecord]]]:
+    """A valid AssistanceDelivered record, produced to the broker and read back."""
+
+    async def make() -> tuple[AssistanceDelivered, ConsumerRecord]:
+        event = delivery()
+        record = await produce_record(
+            ASSISTANCE_DELIVERED,
+            key=event.subject().encode(),
+            value=encode(event),
+            headers=headers_of(event),
+        )
+        return event, record
+
+    return make
+
+
+async def test_a_handled_event_writes_its_effect_once(
+    make_consumer: Callable[..., EventConsumer], delivered_record: Callable, effects_of: EffectsOf
+) -> None:
+    event, record = await delivered_record()
+
+    outcome = await make_consumer().process(record)
+
+    assert outcome == "handled"
+    assert await effects_of(event.delivery_id) == 1
+
+
+async def test_the_same_record_processed_twice_is_a_duplicate_with_no_second_effect(
+    make_consumer: Callable[..., EventConsumer], delivered_record: Callable, effects_of: EffectsOf
+) -> None:
+    event, record = await delivered_record()
+    consumer = make_consumer()
+
+    outcomes = [await consumer.process(record), await consumer.process(record)]
+
+    assert outcomes == ["handled", "duplicate"]
+    assert await effects_of(event.delivery_id) == 1
+
+
+async def test_an_event_published_again_under_the_same_id_is_a_duplicate(
+    make_consumer: Callable[..., EventConsumer],
+    delivered_record: Callable,
+    produce_record: ProduceRecord,
+    effects_of: EffectsOf,
+) -> None:
+    # What a relay crash between publish and mark-sent produces: the same ce_id twice.
+    event, first = await delivered_record()
+    again = await produce_record(
+        ASSISTANCE_DELIVERED, key=first.key, value=first.value, headers=list(first.headers)
+    )
+    consumer = make_consumer()
+
+    outcomes = [await consumer.process(first), await consumer.process(again)]
+
+    assert again.offset != first.offset
+    assert outcomes == ["handled", "duplicate"]
+    assert await effects_of(event.delivery_id) == 1
+
+
+async def test_each_consumer_keeps_its_own_inbox(
+    make_consumer: Callable[..., EventConsumer], delivered_record: Callable, effects_of: EffectsOf
+) -> None:
+    event, record = await delivered_record()
+
+    outcomes = [
+        await make_consumer(name="reporting").process(record),
+        await make_consumer(name="cash").process(record),
+    ]
+
+    assert outcomes == ["handled", "handled"]
+    assert await effects_of(event.delivery_id) == 2
+
+
+async def test_a_transient_failure_is_retried_and_the_event_handled_once(
+    make_consumer: Callable[..., EventConsumer],
+    delivered_record: Callable,
+    note_delivery: Handler,
+    effects_of: EffectsOf,
+) -> None:
+    calls = 0
+
+    async def database_briefly_unreachable(event: AssistanceDelivered, ctx: HandlerContext) -> None:
+        nonlocal calls
+        calls += 1
+        await note_delivery(event, ctx)  # written, then rolled back by the failure
+        if calls == 1:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    event, record = await delivered_record()
+    consumer = make_consumer(handler=database_briefly_unreachable)
+
+    outcome = await asyncio.wait_for(consumer.process(record), timeout=10)
+
+    assert outcome == "handled"
+    assert calls == 2
+    assert await effects_of(event.delivery_id) == 1
+    assert consumer.healthy and consumer.last_error is None
+
+
+async def test_a_valid_event_of_a_type_the_service_does_not_handle_is_ignored(
+    make_consumer: Callable[..., EventConsumer],
+    headers_of: Callable,
+    produce_record: ProduceRecord,
+    pool: asyncpg.Pool,
+) -> None:
+    household = HouseholdRegistered.model_validate(example(HouseholdRegistered.event_type))
+    headers = headers_of(household)
+    record = await produce_record(
+        ASSISTANCE_DELIVERED, key=b"not-for-us", value=encode(household), headers=headers
+    )
+
+    outcome = await make_consumer().process(record)
+
+    assert outcome == "ignored"
+    ce_id = UUID(dict(headers)["ce_id"].decode())
+    assert not await pool.fetchval("SELECT 1 FROM inbox WHERE event_id = $1", ce_id)
+
+
+async def test_an_event_a_handler_publishes_is_caused_by_the_handled_one(
+    make_consumer: Callable[..., EventConsumer],
+    delivered_record: Callable,
+    delivery: MakeDelivery,
+    pool: asyncpg.Pool,
+) -> None:
+    follow_up = delivery()
+
+    async def deliver_follow_up(event: AssistanceDelivered, ctx: HandlerContext) -> None:
+        await ctx.publish(follow_up)
+
+    _, record = await delivered_record()
+    handled = dict(record.headers)
+
+    await make_consumer(handler=deliver_follow_up).process(record)
+
+    row = await pool.fetchval(
+        "SELECT headers FROM outbox WHERE key = $1", str(follow_up.household_id)
+    )
+    published = {name: value for name, value in json.loads(row)}
+    assert published["ce_causationid"] == handled["ce_id"].decode()
+    assert published["ce_correlationid"] == handled["ce_correlationid"].decode()
