@@ -72,7 +72,7 @@ def render_summary(console: Console, tracker: FlowTracker) -> None:
             + (f"; {tracker.duplicates} re-delivered events ignored" if tracker.duplicates else "")
         )
     for flow in sample_flows(flows):
-        console.print(_timeline_table(flow))
+        console.print(_timeline_table(flow, wide=console.width >= 140))
 
 
 def _events_table(flows: Sequence[Flow]) -> Table:
@@ -145,7 +145,8 @@ def _oblast_table(flows: Sequence[Flow]) -> Table:
     return table
 
 
-def _timeline_table(flow: Flow) -> Table:
+def _timeline_table(flow: Flow, *, wide: bool) -> Table:
+    """One flow's events under their causes; on a narrow terminal only what fits."""
     household = flow.household
     mix = " + ".join(sorted(household.sectors))
     if household.damage_level:
@@ -155,15 +156,18 @@ def _timeline_table(flow: Flow) -> Table:
         title_justify="left",
     )
     table.add_column("+ms", justify="right", no_wrap=True)
-    table.add_column("service (ce_source)", no_wrap=True)
+    if wide:
+        table.add_column("service (ce_source)", no_wrap=True)
     table.add_column("event, under its cause", no_wrap=True)
-    table.add_column("ce_id", no_wrap=True)
+    if wide:
+        table.add_column("ce_id", no_wrap=True)
     table.add_column("facts", overflow="fold")
     for row in timeline(flow):
         branch = "   " * (row.depth - 1) + "└─ " if row.depth else ""
-        table.add_row(
-            f"{row.offset_ms:,.0f}", row.source, branch + row.name, row.event_id, row.detail
-        )
+        cells = [f"{row.offset_ms:,.0f}", row.source, branch + row.name, row.event_id, row.detail]
+        if not wide:
+            cells = [cells[0], cells[2], cells[4]]
+        table.add_row(*cells)
     missing = flow.missing()
     if missing:
         table.caption = "missing: " + ", ".join(s.label for s in missing)
