@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 from collections.abc import Callable
 from datetime import datetime
@@ -92,7 +93,9 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         retention_hours: int = 72,
         max_backoff_s: float = 30.0,
+        crash_at: str | None = None,
     ) -> None:
+        self._crash_at = crash_at
         self._pool = pool
         self._producer = producer
         self._batch_size = batch_size
@@ -162,6 +165,7 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            self._crash_point("relay_before_publish")
             # send() queues in call order; the idempotent producer keeps that order per
             # partition even when it retries, so per-key order survives.
             futures = [
@@ -174,6 +178,7 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*futures)
+            self._crash_point("relay_after_publish")
             await conn.execute(
                 "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
                 [row["id"] for row in rows],
@@ -202,6 +207,12 @@ class OutboxRelay:
     async def backlog(self) -> int:
         async with self._pool.acquire() as conn:
             return await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+
+    def _crash_point(self, name: str) -> None:
+        """Fault injection for the delivery tests: die like `kill -9` at a named point."""
+        if self._crash_at == name:
+            log.warning("fault_injected_crash", point=name)
+            os._exit(137)
 
     def stop(self) -> None:
         self._stopping = True

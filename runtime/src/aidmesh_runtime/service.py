@@ -109,6 +109,7 @@ def create_service_app(
                 poll_interval_s=settings.relay_poll_interval_s,
                 retention_hours=settings.outbox_retention_hours,
                 max_backoff_s=settings.retry_max_backoff_s,
+                crash_at=settings.fault_crash_point,
             )
             relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
             stack.push_async_callback(_stop_relay, relay, relay_task)
