@@ -4,17 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
+from collections.abc import Coroutine
 from datetime import date
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from . import bootstrap
+from . import bootstrap, dlq
+from .dlq_render import (
+    records,
+    render_dry_run,
+    render_letter,
+    render_listing,
+    render_purge_plan,
+    render_replay_summary,
+)
 
 app = typer.Typer(no_args_is_help=True, help="AidMesh operator and developer tools.")
 infra = typer.Typer(no_args_is_help=True, help="Topics and databases.")
 app.add_typer(infra, name="infra")
+dead_letters = typer.Typer(
+    no_args_is_help=True,
+    help="Dead letters: list, inspect, replay to their original topic, purge.",
+)
+app.add_typer(dead_letters, name="dlq")
 console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
 
 @infra.command("bootstrap")
 def infra_bootstrap(
@@ -70,3 +92,180 @@ def demo(
         today=date.today(),
     )
     raise typer.Exit(asyncio.run(run_demo(options, console)))
+
+
+# ---- dead letters ----------------------------------------------------------------------
+# Exit codes: 0 done, 1 an operational problem (said on stderr), 2 a usage error.
+
+
+def _kafka_option() -> Any:
+    return typer.Option(
+        "127.0.0.1:9092",
+        "--kafka",
+        envvar="AIDMESH_KAFKA_BOOTSTRAP",
+        help="Kafka bootstrap servers.",
+    )
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run the command's Kafka work; an operational problem ends it with exit code 1."""
+    try:
+        return asyncio.run(work)
+    except dlq.DlqError as exc:
+        _fail(str(exc))
+    except KafkaError as exc:
+        _fail(f"Kafka error: {exc!r}")
+
+
+def _fail(message: str, *, code: int = 1) -> NoReturn:
+    errors.print(Text(message, style="red"), soft_wrap=True)  # one line, for logs and grep
+    raise typer.Exit(code)
+
+
+def _can_ask() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _needs_yes(what: str) -> None:
+    _fail(f"{what} asks for confirmation, and there is no terminal to ask on: add --yes", code=2)
+
+
+@dead_letters.command("list")
+def dlq_list(
+    topic: str | None = typer.Option(
+        None, "--topic", help="One dead-letter topic (default: every DLQ of the catalogue)."
+    ),
+    service: str | None = typer.Option(
+        None, "--service", help="Only records dead-lettered by this service."
+    ),
+    limit: int = typer.Option(20, "--limit", min=1, max=10_000, help="Records to show."),
+    kafka: str = _kafka_option(),
+) -> None:
+    """Record counts per DLQ, counts per reason, and the newest dead letters."""
+
+    async def work() -> dlq.Listing:
+        async with dlq.connect(kafka) as client:
+            topics = [await client.check(topic)] if topic else dlq.catalogue_dlqs()
+            return await client.listing(topics, service=service, limit=limit)
+
+    render_listing(console, _run(work()), service=service)
+
+
+@dead_letters.command("show")
+def dlq_show(
+    topic: str = typer.Argument(..., metavar="DLQ_TOPIC", help="e.g. aidmesh.need.v1.dlq"),
+    offset: int = typer.Argument(..., min=0, help="The record's offset in the DLQ."),
+    kafka: str = _kafka_option(),
+) -> None:
+    """One dead letter in full: headers, key, and a preview of the value."""
+
+    async def work() -> dlq.DeadLetter:
+        async with dlq.connect(kafka) as client:
+            return await client.get(await client.check(topic), offset)
+
+    render_letter(console, _run(work()))
+
+
+@dead_letters.command("replay")
+def dlq_replay(
+    topic: str = typer.Argument(..., metavar="DLQ_TOPIC"),
+    offsets: Annotated[
+        list[int] | None,
+        typer.Option("--offset", min=0, help="A record to replay; repeat for several."),
+    ] = None,
+    everything: bool = typer.Option(False, "--all", help="Every record not replayed yet."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Say what would be replayed; publish nothing."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Replay records already replayed, too."),
+    kafka: str = _kafka_option(),
+) -> None:
+    """Publish dead letters again to their original topic (original key, value, headers;
+    plus aidmesh_replayed_from). Fix the cause first: the consumer handles them afresh."""
+    if bool(offsets) == everything:
+        raise typer.BadParameter(
+            "give --offset (one or more) or --all", param_hint="--offset/--all"
+        )
+    if everything and not (dry_run or yes or _can_ask()):
+        _needs_yes("replay --all")
+
+    async def work() -> tuple[dlq.ReplayPlan, dlq.ReplayReport | None]:
+        async with dlq.connect(kafka) as client:
+            plan = await client.plan_replay(
+                await client.check(topic), offsets=None if everything else offsets, force=force
+            )
+            if not plan.offsets:
+                return plan, None
+            if everything and not (dry_run or yes):
+                original = plan.stats.topic.removesuffix(".dlq")
+                if not typer.confirm(
+                    f"Replay {records(len(plan.offsets))} of {plan.stats.topic} to {original}?"
+                ):
+                    _fail("nothing replayed")
+            if dry_run or len(plan.offsets) == 1:
+                return plan, await client.replay(plan, dry_run=dry_run)
+            with _progress() as progress:
+                task = progress.add_task(f"replaying {topic}", total=len(plan.offsets))
+                report = await client.replay(
+                    plan, on_progress=lambda done: progress.advance(task, done)
+                )
+            return plan, report
+
+    plan, report = _run(work())
+    if report is None:
+        report = dlq.ReplayReport(topic=plan.stats.topic, dry_run=dry_run, skipped=plan.skipped)
+        if not plan.skipped:
+            console.print(Text(f"nothing to replay: every record of {topic} was replayed"))
+            return
+    if dry_run:
+        render_dry_run(console, report)
+    render_replay_summary(console, plan, report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@dead_letters.command("purge")
+def dlq_purge(
+    topic: str = typer.Argument(..., metavar="DLQ_TOPIC"),
+    before: int = typer.Option(
+        ..., "--before", min=0, help="Delete the records below this offset."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Delete records never replayed, too."),
+    kafka: str = _kafka_option(),
+) -> None:
+    """Delete dead letters below an offset (Kafka DeleteRecords). Refuses to delete records
+    that were never replayed, unless --force."""
+    if not (yes or _can_ask()):
+        _needs_yes("purge")
+
+    async def work() -> tuple[dlq.PurgePlan, int | None]:
+        async with dlq.connect(kafka) as client:
+            plan = await client.plan_purge(await client.check(topic), before=before)
+            if plan.deleting == 0:
+                return plan, None
+            if plan.unreplayed and not force:
+                await client.purge(plan)  # raises PurgeRefused, naming the records
+            render_purge_plan(console, plan)
+            if not yes and not typer.confirm("Delete them? This cannot be undone."):
+                _fail("nothing purged")
+            return plan, await client.purge(plan, force=force)
+
+    plan, low = _run(work())
+    if low is None:
+        console.print(Text(f"nothing to purge: {topic} starts at offset {plan.stats.low}"))
+        return
+    console.print(
+        Text(f"purged {records(plan.deleting)} from {topic}; it now starts at offset {low}")
+    )
