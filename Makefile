@@ -77,17 +77,22 @@ test: install ## Every test: unit, integration (real Kafka + PostgreSQL), end-to
 test-unit: install ## Unit tests only (no infrastructure)
 	@$(PYTEST) -m "not integration and not e2e" contracts/tests runtime/tests ops/tests services
 
-lint: install ## ruff, the import contracts between services, and current JSON Schemas
+lint: install ## ruff, import contracts, generated files current, no breaking contract change
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/lint-imports
 	@$(PY) -m aidmesh_contracts.schemas check
+	@$(PY) -m aidmesh_contracts.compat
+	@$(PY) -m aidmesh_contracts.asyncapi check
+	@$(PY) -m aidmesh_ops.k8s check
 
 format: install ## Format and auto-fix
 	@$(VENV)/bin/ruff check --fix .
 	@$(VENV)/bin/ruff format .
 
-schemas: install ## Regenerate the committed JSON Schemas from the contracts
+schemas: install ## Regenerate what is generated from the contracts: JSON Schemas, AsyncAPI, its HTML page, k8s topics
 	@$(PY) -m aidmesh_contracts.schemas write
+	@$(PY) -m aidmesh_contracts.asyncapi write
+	@$(PY) -m aidmesh_ops.k8s write
 
 logs: ## Follow the services' logs
 	@tail -F var/logs/*.log

@@ -22,6 +22,10 @@ class Event(FrozenModel):
 
     event_type: ClassVar[str]
     topic: ClassVar[str]
+    #: What `subject()` returns (the Kafka key and `ce_subject`), for the AsyncAPI document.
+    subject_description: ClassVar[str] = (
+        "The household id (UUID): every event about one household is on one partition, in order."
+    )
 
     def subject(self) -> str:
         """The aggregate this event is about: the Kafka key and the CloudEvents subject."""

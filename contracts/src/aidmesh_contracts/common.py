@@ -57,6 +57,8 @@ class FrozenModel(BaseModel):
 
 
 class Sector(StrEnum):
+    """Humanitarian sector (cluster) of a need or an activity."""
+
     SHELTER = "shelter"
     HEALTH = "health"
     PROTECTION = "protection"
@@ -100,4 +102,4 @@ class Money(FrozenModel):
             examples=["12500.00"],
         ),
     ]
-    currency: Literal["UAH"] = "UAH"
+    currency: Literal["UAH"] = Field(default="UAH", description="ISO 4217 code; always UAH.")

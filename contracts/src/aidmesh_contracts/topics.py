@@ -10,6 +10,10 @@ PROTECTION_CASE = "aidmesh.protection.case.v1"
 ASSISTANCE_DELIVERED = "aidmesh.assistance.delivered.v1"
 
 DLQ_SUFFIX = ".dlq"
+#: Dead-letter topics have one partition (order across partitions is lost anyway) and keep
+#: records 30 days. The runtime creates them so; a test in ops checks the two agree.
+DLQ_PARTITIONS = 1
+DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 
 def dlq_topic(topic: str) -> str:

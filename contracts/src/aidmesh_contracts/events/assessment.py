@@ -14,6 +14,8 @@ from ..common import Code, FrozenModel, OrgCode, Sector, Severity
 
 
 class DamageLevel(StrEnum):
+    """Damage to the home, from a shelter technical assessment."""
+
     LIGHT = "light"
     MEDIUM = "medium"
     HEAVY = "heavy"
@@ -21,6 +23,8 @@ class DamageLevel(StrEnum):
 
 
 class Tenure(StrEnum):
+    """How the household occupies its home."""
+
     OWNER = "owner"
     TENANT = "tenant"
     COLLECTIVE_CENTRE = "collective_centre"
@@ -28,14 +32,24 @@ class Tenure(StrEnum):
 
 
 class ShelterNeedDetails(FrozenModel):
-    kind: Literal["shelter"] = "shelter"
-    damage_level: DamageLevel = DamageLevel.UNKNOWN
-    tenure: Tenure | None = None
-    heating_available: bool | None = None
+    """Shelter facts of a need."""
+
+    kind: Literal["shelter"] = Field(default="shelter", description="Which details these are.")
+    damage_level: DamageLevel = Field(
+        default=DamageLevel.UNKNOWN, description="Damage to the home."
+    )
+    tenure: Tenure | None = Field(
+        default=None, description="Owner, tenant, collective centre, hosted."
+    )
+    heating_available: bool | None = Field(
+        default=None, description="Whether the home can be heated; null when not asked."
+    )
 
 
 class HealthNeedDetails(FrozenModel):
-    kind: Literal["health"] = "health"
+    """Health facts of a need: services, never diagnoses."""
+
+    kind: Literal["health"] = Field(default="health", description="Which details these are.")
     services_needed: frozenset[Code] = Field(
         default=frozenset(),
         description="Service codes such as primary_consultation or mhpss; never a diagnosis.",
@@ -43,7 +57,11 @@ class HealthNeedDetails(FrozenModel):
 
 
 class ProtectionNeedDetails(FrozenModel):
-    kind: Literal["protection"] = "protection"
+    """Protection facts of a need: coarse concern codes only."""
+
+    kind: Literal["protection"] = Field(
+        default="protection", description="Which details these are."
+    )
     concern_codes: frozenset[Code] = Field(
         default=frozenset(), description="Coarse concern codes only; never a narrative."
     )
@@ -59,13 +77,15 @@ NeedDetails = Annotated[
 class NeedAssessed(Event):
     """A household's need in one sector was assessed."""
 
-    assessment_id: UUID
-    household_id: UUID
-    sector: Sector
+    assessment_id: UUID = Field(description="This assessment; a sector case refers to it.")
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
+    sector: Sector = Field(description="The sector whose need was assessed.")
     severity: Severity
-    assessed_at: AwareDatetime
+    assessed_at: AwareDatetime = Field(description="When the need was assessed.")
     assessed_by: OrgCode
-    details: NeedDetails | None = None
+    details: NeedDetails | None = Field(
+        default=None, description="Sector-specific facts; `kind` equals `sector`."
+    )
 
     @model_validator(mode="after")
     def _details_match_sector(self) -> Self:

@@ -15,12 +15,12 @@ from ..common import Code, Location, OrgCode
 class VisitCompleted(Event):
     """A mobile medical team completed a visit to a household."""
 
-    visit_id: UUID
-    household_id: UUID
+    visit_id: UUID = Field(description="This visit.")
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
     team_code: OrgCode
     services_delivered: frozenset[Code] = Field(
         min_length=1, description="Service codes delivered, e.g. primary_consultation."
     )
-    persons_seen: int = Field(ge=1, le=99)
-    location: Location
-    completed_at: AwareDatetime
+    persons_seen: int = Field(ge=1, le=99, description="Household members the team saw.")
+    location: Location = Field(description="Where the visit took place.")
+    completed_at: AwareDatetime = Field(description="When the visit ended.")

@@ -6,7 +6,7 @@ No names, no narrative, no case notes: those stay encrypted in the protection da
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, StringConstraints
@@ -23,6 +23,8 @@ CaseRef = Annotated[
 
 
 class CaseSource(StrEnum):
+    """How the case came to protection."""
+
     NEED_ASSESSMENT = "need_assessment"
     REFERRAL = "referral"
     HOTLINE = "hotline"
@@ -32,12 +34,21 @@ class CaseSource(StrEnum):
 class ProtectionCaseOpened(Event):
     """A protection case was opened. A hotline case may have no household yet."""
 
+    subject_description: ClassVar[str] = (
+        "The household id (UUID), or the pseudonymous case reference (PRT-...) for a hotline"
+        " case with no household yet."
+    )
+
     case_ref: CaseRef
-    household_id: UUID | None = None
-    source: CaseSource
+    household_id: UUID | None = Field(
+        default=None, description="The household, when known (not for an anonymous hotline call)."
+    )
+    source: CaseSource = Field(description="Need assessment, referral or hotline.")
     severity: Severity
-    concern_codes: frozenset[Code] = frozenset()
-    opened_at: AwareDatetime
+    concern_codes: frozenset[Code] = Field(
+        default=frozenset(), description="Coarse concern codes only; never a narrative."
+    )
+    opened_at: AwareDatetime = Field(description="When the case was opened.")
 
     def subject(self) -> str:
         return str(self.household_id) if self.household_id else self.case_ref

@@ -17,6 +17,8 @@ from ..common import FrozenModel, Location, OrgCode
 
 
 class Channel(StrEnum):
+    """How the household was registered."""
+
     FIELD_OFFICE = "field_office"
     HOTLINE = "hotline"
     PARTNER = "partner"
@@ -25,6 +27,8 @@ class Channel(StrEnum):
 
 
 class DisplacementStatus(StrEnum):
+    """Displacement status of the household."""
+
     IDP = "idp"
     RETURNEE = "returnee"
     NON_DISPLACED = "non_displaced"
@@ -32,6 +36,8 @@ class DisplacementStatus(StrEnum):
 
 
 class Vulnerability(StrEnum):
+    """Vulnerability flags screened at registration."""
+
     DISABILITY = "disability"
     CHRONIC_ILLNESS = "chronic_illness"
     ELDERLY_HEADED = "elderly_headed"
@@ -43,12 +49,14 @@ class Vulnerability(StrEnum):
 
 
 class ConsentPurpose(StrEnum):
+    """What the household agreed its data may be used for."""
+
     REGISTRATION = "registration"
     DATA_SHARING = "data_sharing"
     REFERRAL = "referral"
 
 
-Count = Annotated[int, Field(ge=0, le=99)]
+Count = Annotated[int, Field(ge=0, le=99, description="Members of this sex and age band.")]
 
 
 class Composition(FrozenModel):
@@ -76,15 +84,19 @@ class Composition(FrozenModel):
 class HouseholdRegistered(Event):
     """A household was registered. Carries no personal data."""
 
-    household_id: UUID
-    registered_at: AwareDatetime
-    channel: Channel
-    partner_org: OrgCode | None = None
-    location: Location
-    displacement_status: DisplacementStatus
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
+    registered_at: AwareDatetime = Field(description="When the household was registered.")
+    channel: Channel = Field(description="How the household was registered.")
+    partner_org: OrgCode | None = Field(
+        default=None, description="The partner that registered it, if not IOM itself."
+    )
+    location: Location = Field(description="Where the household lives now (P-codes only).")
+    displacement_status: DisplacementStatus = Field(description="IDP, returnee, and so on.")
     size: Annotated[int, Field(ge=1, le=99, description="Number of members, at least 1.")]
-    composition: Composition
-    vulnerabilities: frozenset[Vulnerability] = frozenset()
+    composition: Composition = Field(description="Members by sex and age band; sums to size.")
+    vulnerabilities: frozenset[Vulnerability] = Field(
+        default=frozenset(), description="Vulnerability flags screened at registration."
+    )
     consents: frozenset[ConsentPurpose] = Field(
         default=frozenset(), description="Purposes the household consented to."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from uuid import UUID
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from .. import topics
 from ..base import Event, event
@@ -15,6 +15,8 @@ from .assistance import Modality
 
 
 class RepairCategory(StrEnum):
+    """Repairs done by shelter teams (heavy damage goes to state compensation)."""
+
     LIGHT = "light"
     MEDIUM = "medium"
 
@@ -23,22 +25,24 @@ class RepairCategory(StrEnum):
 class ShelterCaseOpened(Event):
     """A shelter case was opened for a household, from an assessed need."""
 
-    case_id: UUID
-    household_id: UUID
-    need_assessment_id: UUID | None = None
+    case_id: UUID = Field(description="This shelter case.")
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
+    need_assessment_id: UUID | None = Field(
+        default=None, description="The NeedAssessed `assessment_id` the case was opened from."
+    )
     severity: Severity
-    damage_level: DamageLevel
-    location: Location
-    opened_at: AwareDatetime
+    damage_level: DamageLevel = Field(description="Damage to the home, as assessed.")
+    location: Location = Field(description="Where the home is.")
+    opened_at: AwareDatetime = Field(description="When the case was opened.")
 
 
 @event(type="org.aidmesh.shelter.repair.completed.v1", topic=topics.SHELTER_CASE)
 class RepairCompleted(Event):
     """A light or medium repair of a household's home was completed and checked."""
 
-    case_id: UUID
-    household_id: UUID
-    category: RepairCategory
-    modality: Modality
-    value: Money
-    completed_at: AwareDatetime
+    case_id: UUID = Field(description="The shelter case.")
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
+    category: RepairCategory = Field(description="Light or medium repair.")
+    modality: Modality = Field(description="In kind, voucher, cash or service.")
+    value: Money = Field(description="What the repair cost, in UAH.")
+    completed_at: AwareDatetime = Field(description="When the repair was completed and checked.")

@@ -1,0 +1,228 @@
+"""Kubernetes manifests: generated, current, valid against offline schemas, and complete.
+
+Core kinds are validated by `kubernetes-validate` (the Kubernetes API's own JSON Schemas,
+shipped in the package, strict: unknown fields refused) for one pinned Kubernetes version.
+KafkaTopic is validated against schemas/strimzi-kafkatopic-v1beta2.schema.json (see its
+`$comment` for where it comes from).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from aidmesh_contracts import asyncapi
+from aidmesh_contracts.catalogue import CATALOGUE
+from aidmesh_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
+from aidmesh_ops.bootstrap import SERVICES
+from aidmesh_ops.k8s import HTTP_PORTS, K8S_DIR, STRIMZI_CLUSTER, stale_files
+from aidmesh_runtime.topics import wanted_topics
+from jsonschema import Draft202012Validator, ValidationError
+
+KUBERNETES_VERSION = "1.33"
+STRIMZI_SCHEMA = Path(__file__).parent / "schemas" / "strimzi-kafkatopic-v1beta2.schema.json"
+
+Resource = dict[str, Any]
+
+
+def committed_resources() -> list[Resource]:
+    return [
+        doc
+        for path in sorted(K8S_DIR.glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc
+    ]
+
+
+RESOURCES = committed_resources()
+TOPICS = {r["metadata"]["name"]: r for r in RESOURCES if r["kind"] == "KafkaTopic"}
+
+
+def of_kind(kind: str) -> dict[str, Resource]:
+    return {r["metadata"]["name"]: r for r in RESOURCES if r["kind"] == kind}
+
+
+def validate(resource: Resource) -> None:
+    """Raise if the resource is not valid for its kind."""
+    if resource["kind"] == "KafkaTopic":
+        schema = json.loads(STRIMZI_SCHEMA.read_text(encoding="utf-8"))
+        Draft202012Validator(schema).validate(resource)
+    else:
+        kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+
+
+def resource_id(resource: Resource) -> str:
+    return f"{resource['kind']}/{resource['metadata']['name']}"
+
+
+# ---- current and valid -----------------------------------------------------------------
+
+
+def test_the_committed_manifests_are_current() -> None:
+    assert stale_files() == [], "run `python -m aidmesh_ops.k8s write`"
+
+
+def test_stale_files_notices_a_hand_edited_manifest(tmp_path: Path) -> None:
+    for path in K8S_DIR.glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    edited = tmp_path / "shelter.yaml"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("replicas: 2", "replicas: 9"))
+
+    assert stale_files(tmp_path) == ["shelter.yaml"]
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=resource_id)
+def test_every_manifest_is_valid_for_its_kind(resource: Resource) -> None:
+    validate(resource)
+
+
+def test_the_kustomization_applies_every_manifest_file() -> None:
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text(encoding="utf-8"))
+
+    listed = set(kustomization["resources"])
+    assert listed == {p.name for p in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+# ---- the validators reject broken manifests ------------------------------------------------
+
+
+def _unknown_container_field(r: Resource) -> None:
+    r["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+
+
+def _replicas_as_text(r: Resource) -> None:
+    r["spec"]["replicas"] = "two"
+
+
+def _no_selector(r: Resource) -> None:
+    del r["spec"]["selector"]
+
+
+def _probe_without_handler(r: Resource) -> None:
+    r["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"] = {"path": "/x"}
+
+
+@pytest.mark.parametrize(
+    "breaks", [_unknown_container_field, _replicas_as_text, _no_selector, _probe_without_handler]
+)
+def test_a_broken_deployment_is_rejected(breaks: Any) -> None:
+    deployment = copy.deepcopy(of_kind("Deployment")["aidmesh-shelter"])
+    breaks(deployment)
+
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(deployment)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"spec": {"partitions": 0, "replicas": 3}},
+        {"spec": {"partitions": 6, "replicas": 3, "retention": "30d"}},
+        {"spec": {"partitions": 6, "replicas": "3"}},
+        {"metadata": {"name": "AidMesh_Topic"}},
+        {"apiVersion": "kafka.strimzi.io/v1alpha1"},
+    ],
+)
+def test_a_broken_kafka_topic_is_rejected(change: Resource) -> None:
+    topic = copy.deepcopy(TOPICS["aidmesh.registration.household.v1"]) | change
+
+    with pytest.raises(ValidationError):
+        validate(topic)
+
+
+# ---- complete and consistent with the code -------------------------------------------------
+
+
+def test_every_catalogue_topic_and_dead_letter_topic_has_a_kafka_topic() -> None:
+    assert set(TOPICS) == {name for t in CATALOGUE for name in (t.name, t.dlq)}
+
+
+@pytest.mark.parametrize("wanted", wanted_topics(), ids=lambda t: t.name)
+def test_each_kafka_topic_is_configured_as_the_local_bootstrap_creates_it(wanted: Any) -> None:
+    topic = TOPICS[wanted.name]
+
+    assert topic["metadata"]["labels"]["strimzi.io/cluster"] == STRIMZI_CLUSTER
+    assert topic["spec"]["partitions"] == wanted.num_partitions
+    assert topic["spec"]["replicas"] == 3
+    config = {k: str(v) for k, v in topic["spec"]["config"].items()}
+    assert config.items() >= wanted.topic_configs.items()
+
+
+def test_the_restricted_topic_is_labelled_restricted() -> None:
+    labels = TOPICS["aidmesh.protection.case.v1"]["metadata"]["labels"]
+
+    assert labels["aidmesh.org/sensitivity"] == "restricted"
+
+
+def test_the_asyncapi_dead_letter_facts_match_what_the_runtime_creates() -> None:
+    dlqs = [t for t in wanted_topics() if t.name.endswith(".dlq")]
+
+    assert {t.num_partitions for t in dlqs} == {DLQ_PARTITIONS}
+    assert {t.topic_configs["retention.ms"] for t in dlqs} == {str(DLQ_RETENTION_MS)}
+    document = asyncapi.build_document()
+    for t in wanted_topics():
+        binding = document["channels"][asyncapi.channel_id(t.name)]["bindings"]["kafka"]
+        assert binding["partitions"] == t.num_partitions
+        assert str(binding["topicConfiguration"]["retention.ms"]) == t.topic_configs["retention.ms"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_has_a_deployment_and_a_service_on_its_port(service: str) -> None:
+    deployment = of_kind("Deployment")[f"aidmesh-{service}"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    svc = of_kind("Service")[f"aidmesh-{service}"]
+
+    assert container["ports"][0]["containerPort"] == HTTP_PORTS[service]
+    assert svc["spec"]["ports"][0]["port"] == HTTP_PORTS[service]
+    assert svc["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_configured_by_environment_with_its_dsn_from_a_secret(
+    service: str,
+) -> None:
+    (container,) = of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    config = of_kind("ConfigMap")["aidmesh-config"]["data"]
+
+    assert container["envFrom"] == [{"configMapRef": {"name": "aidmesh-config"}}]
+    assert "AIDMESH_KAFKA_BOOTSTRAP" in config
+    assert config["AIDMESH_HTTP_HOST"] == "0.0.0.0"
+    dsn = env[f"AIDMESH_{service.upper()}_DB_DSN"]["valueFrom"]["secretKeyRef"]
+    assert dsn == {"name": f"aidmesh-{service}-db", "key": "dsn"}
+    assert env[f"AIDMESH_{service.upper()}_HTTP_PORT"]["value"] == str(HTTP_PORTS[service])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_probed_and_runs_unprivileged(service: str) -> None:
+    pod = of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert set(container["resources"]) == {"requests", "limits"}
+
+
+def test_the_ports_are_the_services_own_defaults() -> None:
+    from aidmesh_health.settings import HealthSettings
+    from aidmesh_protection.settings import ProtectionSettings
+    from aidmesh_registration.settings import RegistrationSettings
+    from aidmesh_shelter.settings import ShelterSettings
+
+    defaults = {
+        s.service_name: s.default_http_port
+        for s in (RegistrationSettings, ShelterSettings, HealthSettings, ProtectionSettings)
+    }
+    assert defaults == HTTP_PORTS
