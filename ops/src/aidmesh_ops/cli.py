@@ -6,7 +6,8 @@ import asyncio
 import random
 import sys
 from collections.abc import Coroutine
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -269,3 +270,45 @@ def dlq_purge(
     console.print(
         Text(f"purged {records(plan.deleting)} from {topic}; it now starts at offset {low}")
     )
+
+
+report = typer.Typer(no_args_is_help=True, help="Reports for coordination and donors.")
+app.add_typer(report, name="report")
+
+
+@report.command("5w")
+def report_5w(
+    out: Annotated[Path, typer.Option("--out", help="CSV to write.")] = Path(
+        "var/reports/5w.csv"
+    ),
+    ids_out: Annotated[
+        Path | None,
+        typer.Option("--ids-out", help="Also write every delivery id of every row to this CSV."),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Only deliveries on or after this day."),
+    ] = None,
+    kafka: str = _kafka_option(),
+) -> None:
+    """5W (who, what, where, when, for whom) from AssistanceDelivered: one row per org,
+    sector, activity, oblast, raion and month, HXL-tagged, de-duplicated by delivery id."""
+    from .fivew import export_5w
+
+    try:
+        summary = export_5w(kafka, out, since=since.date() if since else None, ids_out=ids_out)
+    except KafkaError as exc:
+        _fail(f"cannot read {kafka}: {exc} (make infra-up starts the local broker)")
+    console.print(
+        f"wrote {summary.rows} rows ({summary.deliveries} deliveries from {summary.records} "
+        f"records) to {summary.out}"
+    )
+    if summary.duplicates or summary.conflicts:
+        console.print(
+            f"  {summary.duplicates} duplicate records counted once, {summary.conflicts} of them "
+            "with different content (first copy kept)"
+        )
+    if summary.before_since:
+        console.print(f"  {summary.before_since} deliveries before --since left out")
+    for reason, count in summary.skipped_reasons.most_common():
+        console.print(f"  [yellow]{count} records skipped[/]: {reason}")
