@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import structlog
 from aidmesh_contracts.topics import dlq_topic
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
+
+log = structlog.get_logger(__name__)
 
 DLQ_HEADER_PREFIX = "aidmesh_dlq_"
 MAX_REASON_BYTES = 2000
@@ -28,9 +32,25 @@ class DeadLetters:
             ("aidmesh_dlq_partition", str(record.partition).encode()),
             ("aidmesh_dlq_offset", str(record.offset).encode()),
         ]
-        await self._producer.send_and_wait(
-            dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
-        )
+        try:
+            await self._producer.send_and_wait(
+                dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # Larger than any DLQ accepts (a broker with other limits): keep the letter and
+            # say where the original still is, rather than block the partition for ever.
+            size = len(record.value or b"")
+            headers.append(
+                (
+                    "aidmesh_dlq_value_omitted",
+                    f"{size} bytes, too large for the dead-letter topic; the original is "
+                    f"{record.topic}/{record.partition}/{record.offset}".encode(),
+                )
+            )
+            log.warning("dead_letter_value_omitted", size=size, topic=record.topic)
+            await self._producer.send_and_wait(
+                dlq_topic(record.topic), value=None, key=record.key, headers=headers
+            )
 
 
 def _truncate_utf8(text: str, limit: int) -> bytes:

@@ -32,7 +32,7 @@ from .dlq import DeadLetters
 from .logging import configure_logging
 from .outbox import Outbox, OutboxRelay
 from .settings import ServiceSettings
-from .topics import MAX_MESSAGE_BYTES
+from .topics import MAX_DLQ_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +67,7 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         client_id=f"aidmesh-{settings.service_name}",
         enable_idempotence=True,  # implies acks=all; no duplicates or reordering on retry
         linger_ms=5,
-        max_request_size=MAX_MESSAGE_BYTES,
+        max_request_size=MAX_DLQ_MESSAGE_BYTES,  # it also sends dead letters
         request_timeout_ms=30_000,
     )
 

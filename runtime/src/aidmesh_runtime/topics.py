@@ -6,13 +6,18 @@ import asyncio
 import time
 
 from aidmesh_contracts.catalogue import CATALOGUE
+from aidmesh_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError
 
-DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
 #: The largest record accepted (the local broker allows it): a 5 MB poison record must
 #: reach the service to be dead-lettered, not be refused by the broker.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: A dead letter is the original record plus a few reason headers (the reason is capped at
+#: 2 KB), so its topic, and producers, accept a little more than the largest original.
+DLQ_HEADROOM_BYTES = 64 * 1024
+MAX_DLQ_MESSAGE_BYTES = MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES
 
 
 def wanted_topics() -> list[NewTopic]:
@@ -26,11 +31,11 @@ def wanted_topics() -> list[NewTopic]:
         wanted.append(
             NewTopic(
                 entry.dlq,
-                1,
+                DLQ_PARTITIONS,
                 1,
                 topic_configs={
                     "retention.ms": str(DLQ_RETENTION_MS),
-                    "max.message.bytes": str(MAX_MESSAGE_BYTES),
+                    "max.message.bytes": str(MAX_DLQ_MESSAGE_BYTES),
                 },
             )
         )
@@ -38,7 +43,8 @@ def wanted_topics() -> list[NewTopic]:
 
 
 async def ensure_topics(bootstrap: str, *, timeout_s: float = 60.0) -> list[str]:
-    """Create missing catalogue topics (and their DLQs); return the names created."""
+    """Create missing catalogue topics (and their DLQs) and bring the configuration of
+    existing ones to the catalogue's (retention, record size); return the names created."""
     deadline = time.monotonic() + timeout_s
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="aidmesh-bootstrap")
@@ -52,9 +58,24 @@ async def ensure_topics(bootstrap: str, *, timeout_s: float = 60.0) -> list[str]
             await asyncio.sleep(1)
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in wanted_topics() if t.name not in existing]
+        wanted = wanted_topics()
+        missing = [t for t in wanted if t.name not in existing]
         if missing:
             await admin.create_topics(missing)
+        present = [t for t in wanted if t.name in existing]
+        if present:
+            # AlterConfigs sets a topic's whole override set: ours is complete for each topic.
+            responses = await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, t.name, t.topic_configs) for t in present]
+            )
+            failed = [
+                f"{name}: {message or code}"
+                for response in responses
+                for code, message, _, name in response.resources
+                if code
+            ]
+            if failed:
+                raise RuntimeError("could not configure topics: " + "; ".join(failed))
         return [t.name for t in missing]
     finally:
         await admin.close()

@@ -16,6 +16,7 @@ from aidmesh_contracts.envelope import encode
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED, dlq_topic
 from aidmesh_runtime.consumer import EventConsumer, HandlerContext
 from aidmesh_runtime.errors import Rejected
+from aidmesh_runtime.topics import MAX_MESSAGE_BYTES
 from aiokafka import ConsumerRecord
 
 pytestmark = pytest.mark.integration
@@ -44,6 +45,17 @@ def without(headers: Headers, *names: str) -> Headers:
 POISONS = {
     "value_not_utf8": Poison(
         lambda event, headers_of: (headers_of(event), b'{"delivery_id": "\xff\xfe\xfd"}'),
+        exception="PayloadError",
+        reason="Invalid JSON",
+    ),
+    "value_of_5_mb": Poison(
+        lambda event, headers_of: (headers_of(event), b"x" * 5_000_000),
+        exception="PayloadError",
+        reason="Invalid JSON",
+    ),
+    # The largest record its topic takes still fits its dead-letter topic, reason and all.
+    "value_at_the_size_limit": Poison(
+        lambda event, headers_of: (headers_of(event), b"y" * (MAX_MESSAGE_BYTES - 8192)),
         exception="PayloadError",
         reason="Invalid JSON",
     ),
