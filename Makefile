@@ -43,7 +43,7 @@ infra-down: ## Stop Kafka and PostgreSQL (state kept in var/)
 infra-status: ## Are Kafka and PostgreSQL running?
 	@bash deploy/local/infra.sh status
 
-services-up: infra-up ## Start the four services in the background and wait until ready
+services-up: infra-up ## Start the services in the background and wait until ready
 	@bash deploy/local/services.sh start
 
 services-down: ## Stop the services gracefully
@@ -55,7 +55,7 @@ services-status: ## Are the services running?
 up: services-up ## Install, start everything, run the demo (services stay up until make down)
 	@$(AIDMESH) demo
 	@echo
-	@echo "AidMesh is running. Logs: var/logs/<service>.log   APIs: http://127.0.0.1:8101/docs (registration), :8102 (shelter), :8103 (health)"
+	@echo "AidMesh is running. Logs: var/logs/<service>.log   APIs: http://127.0.0.1:8101/docs (registration), :8102 (shelter), :8103 (health), :8105 (audit)"
 	@echo "Run the demo again: make demo    Watch a topic: see README    Stop: make down"
 
 demo: install ## Run the demo scenario against the running services

@@ -6,7 +6,7 @@
 #   deploy/local/services.sh status
 #
 # Logs: var/logs/<service>.log (JSON lines); pids: var/run/<service>.pid.
-# Ports: registration 8101, shelter 8102, health 8103, protection 8104
+# Ports: registration 8101, shelter 8102, health 8103, protection 8104, audit 8105
 # (override with AIDMESH_<SERVICE>_HTTP_PORT). Kafka and PostgreSQL come from the
 # usual AIDMESH_KAFKA_BOOTSTRAP / AIDMESH_PG_DSN.
 set -euo pipefail
@@ -14,8 +14,8 @@ AIDMESH_COMPONENT=services
 # shellcheck source=deploy/local/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
-ALL_SERVICES=(registration shelter health protection)
-declare -A DEFAULT_PORT=([registration]=8101 [shelter]=8102 [health]=8103 [protection]=8104)
+ALL_SERVICES=(registration shelter health protection audit)
+declare -A DEFAULT_PORT=([registration]=8101 [shelter]=8102 [health]=8103 [protection]=8104 [audit]=8105)
 PYTHON=$AIDMESH_REPO_ROOT/.venv/bin/python
 LOG_DIR=$AIDMESH_STATE_ROOT/logs
 RUN_DIR=$AIDMESH_STATE_ROOT/run

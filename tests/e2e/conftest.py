@@ -1,4 +1,4 @@
-"""End-to-end: the four services as real processes on the real broker and database.
+"""End-to-end: the services as real processes on the real broker and database.
 
 Each run gets its own databases, consumer groups and ports, so it can run next to a
 `make up` platform without either seeing the other's state.
@@ -21,7 +21,13 @@ import httpx
 import pytest
 from aidmesh_runtime.testing import EventLog, database_dsn, drop_database, fresh_database
 
-SERVICES = {"registration": 18101, "shelter": 18102, "health": 18103, "protection": 18104}
+SERVICES = {
+    "registration": 18101,
+    "shelter": 18102,
+    "health": 18103,
+    "protection": 18104,
+    "audit": 18105,
+}
 REPO = Path(__file__).resolve().parents[2]
 
 

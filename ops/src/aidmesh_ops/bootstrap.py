@@ -8,7 +8,7 @@ from aidmesh_runtime.topics import ensure_topics
 
 __all__ = ["SERVICES", "ensure_databases", "ensure_topics"]
 
-SERVICES = ("registration", "shelter", "health", "protection")
+SERVICES = ("registration", "shelter", "health", "protection", "audit")
 
 
 async def ensure_databases(admin_dsn: str, services: tuple[str, ...] = SERVICES) -> list[str]:

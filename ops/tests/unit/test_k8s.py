@@ -216,6 +216,7 @@ def test_each_service_is_probed_and_runs_unprivileged(service: str) -> None:
 
 
 def test_the_ports_are_the_services_own_defaults() -> None:
+    from aidmesh_audit.settings import AuditSettings
     from aidmesh_health.settings import HealthSettings
     from aidmesh_protection.settings import ProtectionSettings
     from aidmesh_registration.settings import RegistrationSettings
@@ -223,6 +224,12 @@ def test_the_ports_are_the_services_own_defaults() -> None:
 
     defaults = {
         s.service_name: s.default_http_port
-        for s in (RegistrationSettings, ShelterSettings, HealthSettings, ProtectionSettings)
+        for s in (
+            RegistrationSettings,
+            ShelterSettings,
+            HealthSettings,
+            ProtectionSettings,
+            AuditSettings,
+        )
     }
     assert defaults == HTTP_PORTS

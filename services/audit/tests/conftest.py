@@ -1,0 +1,93 @@
+"""Fixtures for audit's integration tests: the service running in-process on the real broker
+with a database of its own, a Kafka producer standing in for the other services, and the
+ledger read (and, for the tampering tests, written) as the PostgreSQL superuser would.
+
+Unit tests use none of these, so they start nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from uuid import UUID
+
+import asyncpg
+import pytest
+from aidmesh_audit.app import build_app
+from aidmesh_audit.settings import AuditSettings
+from aidmesh_runtime.testing import (
+    KAFKA,
+    database_dsn,
+    drop_database,
+    fresh_database,
+    running_app,
+    unique,
+)
+from aiokafka import AIOKafkaProducer
+from httpx import AsyncClient
+
+
+class Ledger:
+    """The audit database as its superuser sees it."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def entries_of(
+        self, ce_ids: Sequence[UUID], *, timeout_s: float = 30.0
+    ) -> list[asyncpg.Record]:
+        """Poll until every one of these events is in the ledger; return them in seq order."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows = await self.conn.fetch(
+                "SELECT * FROM audit_ledger WHERE ce_id = ANY($1::uuid[]) ORDER BY seq",
+                list(ce_ids),
+            )
+            if len(rows) >= len(set(ce_ids)):
+                return rows
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout_s}s: {len(rows)} of {len(ce_ids)} events in the ledger"
+                )
+            await asyncio.sleep(0.05)
+
+    async def count(self, ce_id: UUID) -> int:
+        return await self.conn.fetchval("SELECT count(*) FROM audit_ledger WHERE ce_id = $1", ce_id)
+
+
+@pytest.fixture(scope="module")
+def settings() -> AuditSettings:
+    return AuditSettings(
+        db_name=unique("aidmesh_test_audit"),
+        consumer_group=unique("test-audit"),
+        consumer_offset_reset="latest",
+        relay_poll_interval_s=0.1,
+    )
+
+
+@pytest.fixture(scope="module")
+async def ledger(settings: AuditSettings) -> AsyncIterator[Ledger]:
+    await fresh_database(settings.database, owner="aidmesh_audit")
+    conn = await asyncpg.connect(database_dsn(settings.database))
+    try:
+        yield Ledger(conn)
+    finally:
+        await conn.close()
+        await drop_database(settings.database)
+
+
+@pytest.fixture(scope="module")
+async def audit(settings: AuditSettings, ledger: Ledger) -> AsyncIterator[AsyncClient]:
+    async with running_app(build_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def producer() -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, enable_idempotence=True)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
