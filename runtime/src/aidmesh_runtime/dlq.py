@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import structlog
 from aidmesh_contracts.topics import dlq_topic
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from aiokafka.errors import MessageSizeTooLargeError
+
+from .producer import Producer
 
 log = structlog.get_logger(__name__)
 
@@ -14,7 +16,7 @@ MAX_REASON_BYTES = 2000
 
 
 class DeadLetters:
-    def __init__(self, *, producer: AIOKafkaProducer, service: str) -> None:
+    def __init__(self, *, producer: Producer, service: str) -> None:
         self._producer = producer
         self._service = service
 

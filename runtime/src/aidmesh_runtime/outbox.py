@@ -22,7 +22,8 @@ import asyncpg
 import structlog
 from aidmesh_contracts.base import Event
 from aidmesh_contracts.envelope import Envelope, encode, new_envelope
-from aiokafka import AIOKafkaProducer
+
+from .producer import Producer
 
 log = structlog.get_logger(__name__)
 
@@ -88,7 +89,7 @@ class OutboxRelay:
         self,
         *,
         pool: asyncpg.Pool,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         retention_hours: int = 72,
@@ -130,6 +131,10 @@ class OutboxRelay:
     async def _run_as_leader(self) -> None:
         async with self._pool.acquire() as listener:
             await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            # The lock and the LISTEN live in this session. If the database ends it (restart,
+            # killed connection), other pooled connections still work, so publishing would
+            # go on without the lock and with no wake-ups: wake up and lead again instead.
+            listener.add_termination_listener(self._on_notify)
             try:
                 while not self._stopping:
                     if await listener.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
@@ -142,6 +147,8 @@ class OutboxRelay:
                 self.last_error = None
                 rounds = 0
                 while not self._stopping:
+                    if _session_ended(listener):
+                        raise ConnectionResetError("the relay's database session ended")
                     sent = await self.publish_batch()
                     rounds += 1
                     if rounds % 600 == 0:
@@ -151,8 +158,9 @@ class OutboxRelay:
                 await self._drain()
             finally:
                 self.leader = False
-                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                if not listener.is_closed():
+                if not _session_ended(listener):
+                    listener.remove_termination_listener(self._on_notify)
+                    await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
                     await listener.execute("SELECT pg_advisory_unlock_all()")
 
     async def publish_batch(self) -> int:
@@ -225,6 +233,15 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         self._wake.clear()
+
+
+def _session_ended(conn: asyncpg.Connection) -> bool:
+    """Whether the database session behind a pooled connection is gone (and the locks and
+    LISTEN it held with it)."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool detaches a connection once it has closed
+        return True
 
 
 def _backoff(attempt: int, cap: float) -> float:

@@ -31,6 +31,7 @@ from .db import all_migrations, create_pool, migrate
 from .dlq import DeadLetters
 from .logging import configure_logging
 from .outbox import Outbox, OutboxRelay
+from .producer import RenewingProducer
 from .settings import ServiceSettings
 from .topics import MAX_DLQ_MESSAGE_BYTES
 
@@ -68,7 +69,7 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         enable_idempotence=True,  # implies acks=all; no duplicates or reordering on retry
         linger_ms=5,
         max_request_size=MAX_DLQ_MESSAGE_BYTES,  # it also sends dead letters
-        request_timeout_ms=30_000,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
     )
 
 
@@ -98,7 +99,9 @@ def create_service_app(
             stack.push_async_callback(pool.close)
             async with pool.acquire() as conn:
                 await migrate(conn, all_migrations(name, migrations, extra=extra_migrations))
-            producer = create_producer(settings)
+            # One producer for the relay and the dead letters, renewed if a long broker
+            # outage breaks it for good (see producer.py).
+            producer = RenewingProducer(lambda: create_producer(settings))
             await producer.start()
             stack.push_async_callback(producer.stop)
             outbox = Outbox(source=settings.source, clock=clock, new_id=new_id)

@@ -21,6 +21,10 @@ class ServiceSettings(BaseSettings):
     default_http_port: ClassVar[int] = 8000
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    #: How long the producer keeps a batch the broker has not acknowledged before failing it
+    #: (the relay then re-sends it). A broker outage longer than this used to break the
+    #: idempotent producer for good; producer.py now replaces it.
+    kafka_request_timeout_ms: int = 30_000
     #: Admin DSN of the PostgreSQL server; the service's own database is derived from it
     #: unless `db_dsn` is given (as it should be on a real cluster).
     pg_dsn: str = "postgresql://postgres@127.0.0.1:5433/postgres"

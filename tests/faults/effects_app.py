@@ -1,0 +1,74 @@
+"""A purpose-built AidMesh service for the fault-injection tests, run as a real process:
+`python tests/faults/effects_app.py`.
+
+It consumes deliveries through the runtime like any service and writes one row per handled
+event into `effects`, a table with no unique constraint: an event applied twice shows as
+two rows, which a real service's own constraints would hide (or dead-letter).
+
+By default it reads AssistanceDelivered from the assistance topic. With
+`AIDMESH_EFFECTS_BURST_TOPIC` it reads a topic the test owns instead, where the same payload
+travels as the test-only type BURST_TYPE: a 20,000-event burst then reaches no other
+consumer on the shared broker (audit reads every catalogue topic) and stays on no shared
+topic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from aidmesh_contracts import AssistanceDelivered
+from aidmesh_contracts.base import Event, event
+from aidmesh_runtime.consumer import HandlerContext
+from aidmesh_runtime.service import create_service_app, serve
+from aidmesh_runtime.settings import ServiceSettings
+from fastapi import FastAPI
+
+MIGRATIONS = Path(__file__).resolve().parent / "effects_migrations"
+BURST_TYPE = "org.aidmesh.faults.delivery.burst.v1"
+
+
+class EffectsSettings(ServiceSettings):
+    service_name: ClassVar[str] = "effects"
+    default_http_port: ClassVar[int] = 19200
+
+    burst_topic: str | None = None
+
+
+def burst_model(topic: str) -> type[Event]:
+    """AssistanceDelivered's payload as BURST_TYPE on `topic`, known to this process only."""
+
+    @event(type=BURST_TYPE, topic=topic)
+    class BurstDelivery(AssistanceDelivered):
+        pass
+
+    return BurstDelivery
+
+
+async def note_delivery(event: AssistanceDelivered, ctx: HandlerContext) -> None:
+    """The effect of one delivery: one row, in the consumer's transaction."""
+    await ctx.conn.execute(
+        "INSERT INTO effects (event_id, delivery_id, household_id, quantity) "
+        "VALUES ($1, $2, $3, $4)",
+        ctx.envelope.id,
+        event.delivery_id,
+        event.household_id,
+        event.quantity,
+    )
+
+
+def build_app(settings: EffectsSettings) -> FastAPI:
+    model = (
+        AssistanceDelivered if settings.burst_topic is None else burst_model(settings.burst_topic)
+    )
+    return create_service_app(
+        settings=settings,
+        migrations=MIGRATIONS,
+        handlers={model: note_delivery},
+        title="AidMesh fault-injection effects",
+        description="Test-only: one effect row per delivery, duplicates visible.",
+    )
+
+
+if __name__ == "__main__":
+    serve(build_app, EffectsSettings)
