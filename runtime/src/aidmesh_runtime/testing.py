@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -21,6 +22,8 @@ from aidmesh_contracts.envelope import new_envelope
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+
+from .settings import ServiceSettings
 
 KAFKA = os.environ.get("AIDMESH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 ADMIN_DSN = os.environ.get("AIDMESH_PG_DSN", "postgresql://postgres@127.0.0.1:5433/postgres")
@@ -206,3 +209,61 @@ async def running_app(app: FastAPI, *, ready_timeout_s: float = 30.0) -> AsyncIt
                 await asyncio.sleep(0.1)
             yield client
 
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def isolated_settings(settings_class: type[S], **overrides: Any) -> S:
+    """A service's settings for a test run: its own database and consumer group, reading
+    from `latest` (a fresh group must not replay the shared history) and a fast relay."""
+    name = settings_class.service_name
+    values: dict[str, Any] = {
+        "db_name": unique(f"aidmesh_test_{name}"),
+        "consumer_group": unique(f"test-{name}"),
+        "consumer_offset_reset": "latest",
+        "relay_poll_interval_s": 0.1,
+    }
+    return settings_class(**(values | overrides))
+
+
+class Database:
+    """A service's own database, read as an administrator would."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def eventually(
+        self, query: str, *args: Any, timeout_s: float = 30.0, what: str = "a row"
+    ) -> asyncpg.Record:
+        """Poll until `query` returns a row; fail after the deadline naming what was awaited."""
+        deadline = time.monotonic() + timeout_s
+        while (row := await self.conn.fetchrow(query, *args)) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+            await asyncio.sleep(0.05)
+        return row
+
+
+@contextlib.asynccontextmanager
+async def service_database(settings: ServiceSettings) -> AsyncIterator[Database]:
+    """A fresh database for the service (owned by its role), and an administrator's
+    connection to it; dropped afterwards."""
+    await fresh_database(settings.database, owner=f"aidmesh_{settings.service_name}")
+    conn = await asyncpg.connect(database_dsn(settings.database))
+    try:
+        yield Database(conn)
+    finally:
+        await conn.close()
+        await drop_database(settings.database)
+
+
+@contextlib.asynccontextmanager
+async def kafka_producer(bootstrap: str = KAFKA) -> AsyncIterator[AIOKafkaProducer]:
+    """An idempotent producer standing in for another service."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()

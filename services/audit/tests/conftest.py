@@ -17,12 +17,10 @@ import pytest
 from aidmesh_audit.app import build_app
 from aidmesh_audit.settings import AuditSettings
 from aidmesh_runtime.testing import (
-    KAFKA,
-    database_dsn,
-    drop_database,
-    fresh_database,
+    isolated_settings,
+    kafka_producer,
     running_app,
-    unique,
+    service_database,
 )
 from aiokafka import AIOKafkaProducer
 from httpx import AsyncClient
@@ -58,23 +56,13 @@ class Ledger:
 
 @pytest.fixture(scope="module")
 def settings() -> AuditSettings:
-    return AuditSettings(
-        db_name=unique("aidmesh_test_audit"),
-        consumer_group=unique("test-audit"),
-        consumer_offset_reset="latest",
-        relay_poll_interval_s=0.1,
-    )
+    return isolated_settings(AuditSettings)
 
 
 @pytest.fixture(scope="module")
 async def ledger(settings: AuditSettings) -> AsyncIterator[Ledger]:
-    await fresh_database(settings.database, owner="aidmesh_audit")
-    conn = await asyncpg.connect(database_dsn(settings.database))
-    try:
-        yield Ledger(conn)
-    finally:
-        await conn.close()
-        await drop_database(settings.database)
+    async with service_database(settings) as database:
+        yield Ledger(database.conn)
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +73,5 @@ async def audit(settings: AuditSettings, ledger: Ledger) -> AsyncIterator[AsyncC
 
 @pytest.fixture(scope="module")
 async def producer() -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, enable_idempotence=True)
-    await producer.start()
-    try:
+    async with kafka_producer() as producer:
         yield producer
-    finally:
-        await producer.stop()

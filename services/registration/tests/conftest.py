@@ -14,33 +14,24 @@ from aidmesh_registration.app import build_app
 from aidmesh_registration.settings import RegistrationSettings
 from aidmesh_runtime.testing import (
     EventLog,
-    database_dsn,
-    drop_database,
     event_log,
-    fresh_database,
+    isolated_settings,
     running_app,
-    unique,
+    service_database,
 )
 from httpx import AsyncClient
 
 
 @pytest.fixture(scope="module")
 def settings() -> RegistrationSettings:
-    return RegistrationSettings(
-        db_name=unique("aidmesh_test_registration"), relay_poll_interval_s=0.1
-    )
+    return isolated_settings(RegistrationSettings)
 
 
 @pytest.fixture(scope="module")
 async def database(settings: RegistrationSettings) -> AsyncIterator[asyncpg.Connection]:
     """The service's own database, read as an administrator would (never written)."""
-    await fresh_database(settings.database, owner="aidmesh_registration")
-    conn = await asyncpg.connect(database_dsn(settings.database))
-    try:
-        yield conn
-    finally:
-        await conn.close()
-        await drop_database(settings.database)
+    async with service_database(settings) as database:
+        yield database.conn
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from aidmesh_runtime.testing import (
     KAFKA,
+    Database,
     EventLog,
-    database_dsn,
-    drop_database,
     event_log,
-    fresh_database,
+    isolated_settings,
+    kafka_producer,
     running_app,
-    unique,
+    service_database,
 )
 from aidmesh_shelter.app import build_app
 from aidmesh_shelter.settings import ShelterSettings
@@ -31,43 +30,15 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 from httpx import AsyncClient
 
 
-class Database:
-    """The service's own database, read as an administrator would (never written)."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
-    async def eventually(
-        self, query: str, *args: Any, timeout_s: float = 30.0, what: str = "a row"
-    ) -> asyncpg.Record:
-        """Poll until `query` returns a row; fail after the deadline naming what was awaited."""
-        deadline = time.monotonic() + timeout_s
-        while (row := await self.conn.fetchrow(query, *args)) is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-            await asyncio.sleep(0.05)
-        return row
-
-
 @pytest.fixture(scope="module")
 def settings() -> ShelterSettings:
-    return ShelterSettings(
-        db_name=unique("aidmesh_test_shelter"),
-        consumer_group=unique("test-shelter"),
-        consumer_offset_reset="latest",
-        relay_poll_interval_s=0.1,
-    )
+    return isolated_settings(ShelterSettings)
 
 
 @pytest.fixture(scope="module")
 async def database(settings: ShelterSettings) -> AsyncIterator[Database]:
-    await fresh_database(settings.database, owner="aidmesh_shelter")
-    conn = await asyncpg.connect(database_dsn(settings.database))
-    try:
-        yield Database(conn)
-    finally:
-        await conn.close()
-        await drop_database(settings.database)
+    async with service_database(settings) as database:
+        yield database
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +55,8 @@ async def events() -> AsyncIterator[EventLog]:
 
 @pytest.fixture(scope="module")
 async def producer() -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, enable_idempotence=True)
-    await producer.start()
-    try:
+    async with kafka_producer() as producer:
         yield producer
-    finally:
-        await producer.stop()
 
 
 @pytest.fixture(scope="module")
