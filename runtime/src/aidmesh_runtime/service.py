@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,7 +84,6 @@ def create_service_app(
     description: str,
     clock: Callable[[], datetime] = utc_now,
     new_id: Callable[[], UUID] = uuid4,
-    background: Callable[[Runtime], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The one way a service is assembled. Nothing connects until the app starts."""
     name = settings.service_name
@@ -150,9 +149,6 @@ def create_service_app(
                 consumer=consumer,
             )
             app.state.runtime = runtime
-            if background is not None:
-                task = asyncio.create_task(background(runtime), name="background")
-                stack.push_async_callback(_cancel, task)
             log.info(
                 "service_started",
                 port=settings.port,
@@ -213,12 +209,6 @@ def create_service_app(
 async def _stop_relay(relay: OutboxRelay, task: asyncio.Task[None]) -> None:
     relay.stop()
     await task
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def _positioned_partitions(app: FastAPI) -> int:
