@@ -28,7 +28,7 @@ from aidmesh_runtime.dlq import DeadLetters
 from aidmesh_runtime.outbox import Outbox, OutboxRelay
 from aidmesh_runtime.service import create_producer
 from aidmesh_runtime.settings import ServiceSettings
-from aidmesh_runtime.testing import drop_database, fresh_database
+from aidmesh_runtime.testing import drop_database, fresh_database, record_producer
 from aidmesh_runtime.topics import ensure_topics
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
@@ -209,24 +209,8 @@ async def produce_record(
     kafka_bootstrap: str, producer: AIOKafkaProducer
 ) -> AsyncIterator[Callable[..., Awaitable[ConsumerRecord]]]:
     """Produce one record as given (any bytes, any headers) and return it as read back."""
-    fetcher = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False
-    )
-    await fetcher.start()
-
-    async def produce(
-        topic: str, *, key: bytes, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> ConsumerRecord:
-        sent = await producer.send_and_wait(topic, key=key, value=value, headers=headers)
-        partition = TopicPartition(topic, sent.partition)
-        fetcher.assign([partition])
-        fetcher.seek(partition, sent.offset)
-        record = await asyncio.wait_for(fetcher.getone(), timeout=10)
-        assert (record.partition, record.offset) == (sent.partition, sent.offset)
-        return record
-
-    yield produce
-    await fetcher.stop()
+    async with record_producer(producer, bootstrap=kafka_bootstrap) as produce:
+        yield produce
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from aidmesh_runtime.db import RUNTIME_MIGRATIONS, create_pool, load_migrations,
 from aidmesh_runtime.dlq import DeadLetters
 from aidmesh_runtime.service import create_producer
 from aidmesh_runtime.settings import ServiceSettings
-from aidmesh_runtime.testing import database_dsn, drop_database, fresh_database
+from aidmesh_runtime.testing import database_dsn, drop_database, fresh_database, record_producer
 from aidmesh_runtime.topics import MAX_MESSAGE_BYTES
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -131,28 +131,8 @@ async def produce(
     kafka_bootstrap: str, producer: AIOKafkaProducer
 ) -> AsyncIterator[Callable[..., Awaitable[ConsumerRecord]]]:
     """`await produce(topic, key=, value=, headers=)`: the record as a consumer reads it."""
-    fetcher = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=2 * MAX_MESSAGE_BYTES,
-        fetch_max_bytes=2 * MAX_MESSAGE_BYTES,
-    )
-    await fetcher.start()
-
-    async def produce(
-        topic: str, *, key: bytes | None, value: bytes | None, headers: Headers
-    ) -> ConsumerRecord:
-        sent = await producer.send_and_wait(topic, key=key, value=value, headers=headers)
-        partition = TopicPartition(topic, sent.partition)
-        fetcher.assign([partition])
-        fetcher.seek(partition, sent.offset)
-        record = await asyncio.wait_for(fetcher.getone(), timeout=15)
-        assert (record.partition, record.offset) == (sent.partition, sent.offset)
-        return record
-
-    yield produce
-    await fetcher.stop()
+    async with record_producer(producer, bootstrap=kafka_bootstrap) as produce:
+        yield produce
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,11 +19,12 @@ from uuid import UUID, uuid4
 import asyncpg
 from aidmesh_contracts import CATALOGUE, Envelope, Event, decode, encode
 from aidmesh_contracts.envelope import new_envelope
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from .settings import ServiceSettings
+from .topics import MAX_MESSAGE_BYTES
 
 KAFKA = os.environ.get("AIDMESH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 ADMIN_DSN = os.environ.get("AIDMESH_PG_DSN", "postgresql://postgres@127.0.0.1:5433/postgres")
@@ -267,3 +268,35 @@ async def kafka_producer(bootstrap: str = KAFKA) -> AsyncIterator[AIOKafkaProduc
         yield producer
     finally:
         await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def record_producer(
+    producer: AIOKafkaProducer, *, bootstrap: str = KAFKA, timeout_s: float = 15.0
+) -> AsyncIterator[Callable[..., Awaitable[ConsumerRecord]]]:
+    """`await produce(topic, key=, value=, headers=)`: produce one record exactly as given
+    (any bytes, any headers) and return it as a consumer reads it back."""
+    fetcher = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=2 * MAX_MESSAGE_BYTES,
+        fetch_max_bytes=2 * MAX_MESSAGE_BYTES,
+    )
+    await fetcher.start()
+
+    async def produce(
+        topic: str, *, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> ConsumerRecord:
+        sent = await producer.send_and_wait(topic, key=key, value=value, headers=headers)
+        partition = TopicPartition(topic, sent.partition)
+        fetcher.assign([partition])
+        fetcher.seek(partition, sent.offset)
+        record = await asyncio.wait_for(fetcher.getone(), timeout=timeout_s)
+        assert (record.partition, record.offset) == (sent.partition, sent.offset)
+        return record
+
+    try:
+        yield produce
+    finally:
+        await fetcher.stop()
