@@ -143,6 +143,7 @@ def build_document() -> dict[str, Any]:
 _SENSITIVITY_DOCS = {
     Sensitivity.INTERNAL: "Ids, codes and counts: any AidMesh service or authorised partner.",
     Sensitivity.RESTRICTED: "Readable by protection and audit only.",
+    Sensitivity.PERSONAL: "Raw personal data: written by partners, read by registration only.",
 }
 
 

@@ -13,10 +13,31 @@ from . import topics
 from .base import EVENT_TYPES, Event
 from .events.assessment import NeedAssessed
 from .events.assistance import AssistanceDelivered
-from .events.health import VisitCompleted
-from .events.protection import ProtectionCaseOpened
-from .events.registration import HouseholdRegistered
-from .events.shelter import RepairCompleted, ShelterCaseOpened
+from .events.health import VisitCompleted, VisitMissed, VisitScheduled
+from .events.protection import ProtectionCaseClosed, ProtectionCaseOpened
+from .events.referral import (
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralRequested,
+)
+from .events.registration import (
+    ConsentRecorded,
+    ConsentWithdrawn,
+    DuplicateSuspected,
+    HouseholdMerged,
+    HouseholdRegistered,
+    HouseholdUpdated,
+    IntakeSubmitted,
+)
+from .events.shelter import (
+    DamageAssessed,
+    FacilityCaseOpened,
+    RepairCompleted,
+    RepairPlanned,
+    ShelterCaseClosed,
+    ShelterCaseOpened,
+)
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -24,6 +45,7 @@ DAY_MS = 24 * 3600 * 1000
 class Sensitivity(StrEnum):
     INTERNAL = "internal"  # ids, codes and counts: any AidMesh service or authorised partner
     RESTRICTED = "restricted"  # protection: readable by protection and audit only
+    PERSONAL = "personal"  # raw intake with personal data: registration (and audit) only
 
 
 @dataclass(frozen=True)
@@ -45,15 +67,26 @@ class Topic:
 CATALOGUE: tuple[Topic, ...] = (
     Topic(
         name=topics.REGISTRATION_INTAKE,
-        description="Raw submissions from partner systems and KoboToolbox, before registration.",
-        event_types=(),
-        producers=("partners", "kobo"),
+        description=(
+            "Raw submissions from partner systems and KoboToolbox, before registration."
+            " Holds personal data: only registration reads it."
+        ),
+        event_types=(IntakeSubmitted,),
+        producers=("partners", "kobo", "registration"),
         consumers=("registration",),
+        sensitivity=Sensitivity.PERSONAL,
     ),
     Topic(
         name=topics.HOUSEHOLD,
         description="Household lifecycle: registered, updated, merged, consent. No personal data.",
-        event_types=(HouseholdRegistered,),
+        event_types=(
+            HouseholdRegistered,
+            HouseholdUpdated,
+            DuplicateSuspected,
+            HouseholdMerged,
+            ConsentRecorded,
+            ConsentWithdrawn,
+        ),
         producers=("registration",),
         consumers=("shelter", "health", "protection", "audit"),
         retention_ms=-1,  # compaction-free full history: sectors rebuild projections from it
@@ -68,28 +101,38 @@ CATALOGUE: tuple[Topic, ...] = (
     Topic(
         name=topics.REFERRAL,
         description="Referrals between sectors and to external services, consent checked.",
-        event_types=(),
+        event_types=(ReferralRequested, ReferralAccepted, ReferralDeclined, ReferralCompleted),
         producers=("shelter", "health", "protection"),
         consumers=("shelter", "health", "protection", "audit"),
     ),
     Topic(
         name=topics.SHELTER_CASE,
-        description="Shelter cases: opened, damage assessed, repair planned and completed.",
-        event_types=(ShelterCaseOpened, RepairCompleted),
+        description=(
+            "Shelter cases: opened, damage assessed, repair planned and completed, closed;"
+            " collective-centre (facility) cases."
+        ),
+        event_types=(
+            ShelterCaseOpened,
+            DamageAssessed,
+            RepairPlanned,
+            RepairCompleted,
+            ShelterCaseClosed,
+            FacilityCaseOpened,
+        ),
         producers=("shelter",),
         consumers=("audit",),
     ),
     Topic(
         name=topics.HEALTH_VISIT,
         description="Mobile medical team visits. Service codes only, never clinical data.",
-        event_types=(VisitCompleted,),
+        event_types=(VisitScheduled, VisitCompleted, VisitMissed),
         producers=("health",),
         consumers=("audit",),
     ),
     Topic(
         name=topics.PROTECTION_CASE,
         description="Protection cases as pseudonymous references and coarse codes. Restricted.",
-        event_types=(ProtectionCaseOpened,),
+        event_types=(ProtectionCaseOpened, ProtectionCaseClosed),
         producers=("protection",),
         consumers=("audit",),
         sensitivity=Sensitivity.RESTRICTED,

@@ -1,7 +1,7 @@
 """JSON Schema per event type, generated from the models and committed under contracts/schemas.
 
-    python -m aidmesh_contracts.schemas write   # regenerate after changing a model
-    python -m aidmesh_contracts.schemas check   # exit 1 if the committed files are stale
+python -m aidmesh_contracts.schemas write   # regenerate after changing a model
+python -m aidmesh_contracts.schemas check   # exit 1 if the committed files are stale
 """
 
 from __future__ import annotations

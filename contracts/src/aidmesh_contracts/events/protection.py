@@ -52,3 +52,22 @@ class ProtectionCaseOpened(Event):
 
     def subject(self) -> str:
         return str(self.household_id) if self.household_id else self.case_ref
+
+
+@event(type="org.aidmesh.protection.case.closed.v1", topic=topics.PROTECTION_CASE)
+class ProtectionCaseClosed(Event):
+    """A protection case was closed. Coarse closure code only."""
+
+    subject_description: ClassVar[str] = ProtectionCaseOpened.subject_description
+
+    case_ref: CaseRef
+    household_id: UUID | None = Field(
+        default=None, description="The household, when known (not for an anonymous hotline call)."
+    )
+    closure_code: Code = Field(
+        description="Why: goals_met, referred, lost_contact, consent_withdrawn, merged, ..."
+    )
+    closed_at: AwareDatetime = Field(description="When the case was closed.")
+
+    def subject(self) -> str:
+        return str(self.household_id) if self.household_id else self.case_ref

@@ -6,14 +6,14 @@ Names, phone numbers, documents and addresses stay in the registration database.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from .. import topics
 from ..base import Event, event
-from ..common import FrozenModel, Location, OrgCode
+from ..common import Code, FrozenModel, Location, OrgCode
 
 
 class Channel(StrEnum):
@@ -110,11 +110,171 @@ class HouseholdRegistered(Event):
         return self
 
 
+@event(type="org.aidmesh.registration.household.updated.v1", topic=topics.HOUSEHOLD)
+class HouseholdUpdated(Event):
+    """A household's shareable facts changed (an officer's edit, a Kobo edit, a partner update).
+
+    Carries the whole new state of the shareable facts, not a diff, so a sector's projection
+    is correct after any one of these events; `changed` says which facts moved.
+    """
+
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
+    updated_at: AwareDatetime = Field(description="When the change was recorded.")
+    channel: Channel = Field(description="How the change came in.")
+    partner_org: OrgCode | None = Field(
+        default=None, description="The partner that sent the change, if not IOM itself."
+    )
+    changed: frozenset[Code] = Field(
+        min_length=1,
+        description=(
+            "Which facts changed: location, displacement_status, size, composition,"
+            " vulnerabilities, members (personal details, not shared), contact (not shared)."
+        ),
+    )
+    location: Location = Field(description="Where the household lives now (P-codes only).")
+    displacement_status: DisplacementStatus = Field(description="IDP, returnee, and so on.")
+    size: Annotated[int, Field(ge=1, le=99, description="Number of members, at least 1.")]
+    composition: Composition = Field(description="Members by sex and age band; sums to size.")
+    vulnerabilities: frozenset[Vulnerability] = Field(
+        default=frozenset(), description="Vulnerability flags as screened now."
+    )
+
+    @model_validator(mode="after")
+    def _composition_matches_size(self) -> Self:
+        if self.composition.total() != self.size:
+            raise ValueError(
+                f"composition counts {self.composition.total()} members but size is {self.size}"
+            )
+        return self
+
+
+class DuplicateReason(StrEnum):
+    """Why two registrations look like the same household (never the matching values)."""
+
+    SAME_DOCUMENT = "same_document"
+    SAME_PHONE_SIMILAR_NAME = "same_phone_similar_name"
+    SIMILAR_NAME = "similar_name"
+    SAME_BIRTH_DATE = "same_birth_date"
+    SWAPPED_DAY_MONTH = "swapped_day_month"
+    SAME_LOCATION = "same_location"
+    SIMILAR_MEMBERS = "similar_members"
+
+
+@event(type="org.aidmesh.registration.duplicate.suspected.v1", topic=topics.HOUSEHOLD)
+class DuplicateSuspected(Event):
+    """Two registrations may be the same household; a person reviews it before any merge."""
+
+    suspicion_id: UUID = Field(description="This suspicion, as listed in the review queue.")
+    household_id: UUID = Field(
+        description="The newer registration (also the Kafka key and `ce_subject`)."
+    )
+    candidate_household_id: UUID = Field(description="The earlier registration it resembles.")
+    score: Annotated[
+        float, Field(ge=0, le=1, description="Match score, 0 (different) to 1 (certain).")
+    ]
+    reasons: frozenset[DuplicateReason] = Field(
+        min_length=1, description="Which rules matched; never the matched values themselves."
+    )
+    detected_at: AwareDatetime = Field(description="When the match was found.")
+
+
+@event(type="org.aidmesh.registration.household.merged.v1", topic=topics.HOUSEHOLD)
+class HouseholdMerged(Event):
+    """A duplicate registration was merged into the household that stays.
+
+    Sectors re-point what they hold for `merged_household_id` to `household_id`; the merged
+    id never comes back. Keyed by the surviving household.
+    """
+
+    household_id: UUID = Field(
+        description="The household that stays (also the Kafka key and `ce_subject`)."
+    )
+    merged_household_id: UUID = Field(description="The duplicate that no longer exists.")
+    suspicion_id: UUID | None = Field(
+        default=None, description="The DuplicateSuspected this merge resolved, if any."
+    )
+    decided_by: OrgCode = Field(description="The team or organisation that decided the merge.")
+    merged_at: AwareDatetime = Field(description="When the merge was recorded.")
+
+
+@event(type="org.aidmesh.registration.consent.recorded.v1", topic=topics.HOUSEHOLD)
+class ConsentRecorded(Event):
+    """A household gave consent for one purpose."""
+
+    consent_id: UUID = Field(description="This consent record.")
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
+    purpose: ConsentPurpose = Field(description="What the consent is for.")
+    recorded_by: OrgCode = Field(description="The team or organisation that recorded it.")
+    recorded_at: AwareDatetime = Field(description="When consent was given.")
+
+
+@event(type="org.aidmesh.registration.consent.withdrawn.v1", topic=topics.HOUSEHOLD)
+class ConsentWithdrawn(Event):
+    """A household withdrew consent for one purpose: stop sharing and referring from now on."""
+
+    consent_id: UUID = Field(description="The consent record withdrawn.")
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
+    purpose: ConsentPurpose = Field(description="What the withdrawn consent was for.")
+    recorded_by: OrgCode = Field(description="The team or organisation that recorded it.")
+    withdrawn_at: AwareDatetime = Field(description="When consent was withdrawn.")
+
+
+class IntakeSource(StrEnum):
+    """Where a raw submission came from."""
+
+    KOBO = "kobo"
+    PARTNER = "partner"
+
+
+SubmissionId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9:_.-]{1,128}$"),
+    Field(description="The sender's id of the submission, e.g. Kobo `meta/instanceID`."),
+]
+
+
+@event(type="org.aidmesh.registration.intake.submitted.v1", topic=topics.REGISTRATION_INTAKE)
+class IntakeSubmitted(Event):
+    """A partner system or KoboToolbox submitted a registration, raw, for registration to map.
+
+    PERSONAL topic: the answers hold names, phones and documents. Only registration reads it.
+    Keyed by `submission_id`; an edit names the submission it replaces in `replaces`.
+    """
+
+    subject_description: ClassVar[str] = "The submission id (an edit has its own id)."
+
+    submission_id: SubmissionId
+    replaces: SubmissionId | None = Field(
+        default=None, description="The submission this one edits (Kobo `meta/deprecatedID`)."
+    )
+    source: IntakeSource = Field(description="KoboToolbox or a partner system.")
+    partner_org: OrgCode = Field(description="The organisation that collected it.")
+    form_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = Field(
+        description="The form or partner schema the answers follow."
+    )
+    submitted_at: AwareDatetime = Field(description="When the sender received the submission.")
+    format: Literal["kobo_json", "aidmesh_household_v1"] = Field(
+        description="How `answers` is laid out: Kobo `group/question` keys, or our household JSON."
+    )
+    answers: dict[str, Any] = Field(description="The submission as sent. Personal data.")
+
+    def subject(self) -> str:
+        return self.submission_id
+
+
 __all__ = [
     "Channel",
     "Composition",
     "ConsentPurpose",
+    "ConsentRecorded",
+    "ConsentWithdrawn",
     "DisplacementStatus",
+    "DuplicateReason",
+    "DuplicateSuspected",
+    "HouseholdMerged",
     "HouseholdRegistered",
+    "HouseholdUpdated",
+    "IntakeSource",
+    "IntakeSubmitted",
     "Vulnerability",
 ]

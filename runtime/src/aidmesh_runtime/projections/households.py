@@ -1,9 +1,14 @@
-"""The household projection: a sector's local copy of HouseholdRegistered facts.
+"""The household projection: a sector's local copy of the household topic's facts.
 
 Sectors decide with it (location, size, vulnerability, consent) instead of calling
 registration. Events on different topics have no order between them, so a need may arrive
 before its household: `need_handlers` keeps such a need pending and acts on it when the
 household lands, whichever comes first, exactly once.
+
+HouseholdUpdated, ConsentRecorded, ConsentWithdrawn and HouseholdMerged keep the projection
+current, and a sector may react to a merge or a withdrawal with its own hooks (re-point its
+cases, stop sharing). After a merge, `household_facts` of the merged id answers with the
+household that stays: act on `household.household_id`, not on the event's id.
 """
 
 from __future__ import annotations
@@ -14,7 +19,17 @@ from pathlib import Path
 from uuid import UUID
 
 import asyncpg
-from aidmesh_contracts import Envelope, HouseholdRegistered, Location, NeedAssessed, Sector
+from aidmesh_contracts import (
+    ConsentRecorded,
+    ConsentWithdrawn,
+    Envelope,
+    HouseholdMerged,
+    HouseholdRegistered,
+    HouseholdUpdated,
+    Location,
+    NeedAssessed,
+    Sector,
+)
 from aidmesh_contracts.base import Event
 
 from ..consumer import Handler, HandlerContext
@@ -35,10 +50,20 @@ class HouseholdFacts:
 #: What a sector does with a need once its household is known. `cause` is the need's
 #: envelope: events the action publishes should be caused by it.
 NeedAction = Callable[[NeedAssessed, Envelope, HouseholdFacts, HandlerContext], Awaitable[None]]
+#: A sector's reaction to a merge (re-point its cases) after the projection has followed it.
+MergeHook = Callable[[HouseholdMerged, HandlerContext], Awaitable[None]]
+#: A sector's reaction to a withdrawn consent (stop sharing, close open referrals).
+ConsentHook = Callable[[ConsentWithdrawn, HandlerContext], Awaitable[None]]
 
 
-def need_handlers(sector: Sector, act: NeedAction) -> dict[type[Event], Handler]:
-    """Handlers that join a sector's needs with the household projection, then `act`."""
+def need_handlers(
+    sector: Sector,
+    act: NeedAction,
+    *,
+    on_merged: MergeHook | None = None,
+    on_consent_withdrawn: ConsentHook | None = None,
+) -> dict[type[Event], Handler]:
+    """Handlers that keep the household projection, join a sector's needs with it, then `act`."""
 
     async def on_need_assessed(event: NeedAssessed, ctx: HandlerContext) -> None:
         if event.sector is not sector:
@@ -65,8 +90,10 @@ def need_handlers(sector: Sector, act: NeedAction) -> dict[type[Event], Handler]
             return  # the need waits for its household
         waiting = await ctx.conn.fetch(
             "SELECT assessment_id, payload, envelope FROM pending_need "
-            "WHERE household_id = $1 AND acted_at IS NULL ORDER BY received_at FOR UPDATE",
-            household_id,
+            "WHERE acted_at IS NULL AND (household_id = $1 OR household_id IN ("
+            "  SELECT household_id FROM household_projection WHERE merged_into = $1)) "
+            "ORDER BY received_at FOR UPDATE",
+            household.household_id,
         )
         for row in waiting:
             need = NeedAssessed.model_validate_json(row["payload"])
@@ -77,7 +104,60 @@ def need_handlers(sector: Sector, act: NeedAction) -> dict[type[Event], Handler]
                 row["assessment_id"],
             )
 
-    return {NeedAssessed: on_need_assessed, HouseholdRegistered: on_household_registered}
+    async def on_household_updated(event: HouseholdUpdated, ctx: HandlerContext) -> None:
+        await _lock_household(event.household_id, ctx)
+        await project_update(event, ctx)
+
+    async def on_consent_recorded(event: ConsentRecorded, ctx: HandlerContext) -> None:
+        await _lock_household(event.household_id, ctx)
+        await ctx.conn.execute(
+            "UPDATE household_projection SET consents = ARRAY(SELECT DISTINCT unnest("
+            "array_append(consents, $2)) ORDER BY 1), last_event_id = $3 WHERE household_id = $1",
+            event.household_id,
+            event.purpose.value,
+            ctx.envelope.id,
+        )
+
+    async def on_consent_withdrawn(event: ConsentWithdrawn, ctx: HandlerContext) -> None:
+        await _lock_household(event.household_id, ctx)
+        await ctx.conn.execute(
+            "UPDATE household_projection SET consents = array_remove(consents, $2),"
+            " last_event_id = $3 WHERE household_id = $1",
+            event.household_id,
+            event.purpose.value,
+            ctx.envelope.id,
+        )
+        if on_consent_withdrawn is not None:
+            await on_consent_withdrawn(event, ctx)
+
+    async def on_household_merged(event: HouseholdMerged, ctx: HandlerContext) -> None:
+        for household_id in sorted((event.household_id, event.merged_household_id)):
+            await _lock_household(household_id, ctx)  # in one order: no deadlock
+        await ctx.conn.execute(
+            "UPDATE household_projection SET merged_into = $1, last_event_id = $3"
+            " WHERE household_id = $2",
+            event.household_id,
+            event.merged_household_id,
+            ctx.envelope.id,
+        )
+        # Households merged earlier into the one now merged away follow it (no chains).
+        await ctx.conn.execute(
+            "UPDATE household_projection SET merged_into = $1 WHERE merged_into = $2",
+            event.household_id,
+            event.merged_household_id,
+        )
+        if on_merged is not None:
+            await on_merged(event, ctx)
+        await _act_on_waiting_needs(event.household_id, ctx)
+
+    return {
+        NeedAssessed: on_need_assessed,
+        HouseholdRegistered: on_household_registered,
+        HouseholdUpdated: on_household_updated,
+        ConsentRecorded: on_consent_recorded,
+        ConsentWithdrawn: on_consent_withdrawn,
+        HouseholdMerged: on_household_merged,
+    }
 
 
 async def _lock_household(household_id: UUID, ctx: HandlerContext) -> None:
@@ -101,7 +181,9 @@ async def project_household(event: HouseholdRegistered, ctx: HandlerContext) -> 
                adm3_pcode = EXCLUDED.adm3_pcode,
                displacement_status = EXCLUDED.displacement_status, size = EXCLUDED.size,
                vulnerabilities = EXCLUDED.vulnerabilities, consents = EXCLUDED.consents,
-               registered_at = EXCLUDED.registered_at, last_event_id = EXCLUDED.last_event_id""",
+               registered_at = EXCLUDED.registered_at, last_event_id = EXCLUDED.last_event_id
+           -- a registration replayed (from a DLQ) after updates must not undo them
+           WHERE household_projection.updated_at IS NULL""",
         event.household_id,
         event.location.adm1_pcode,
         event.location.adm2_pcode,
@@ -115,9 +197,40 @@ async def project_household(event: HouseholdRegistered, ctx: HandlerContext) -> 
     )
 
 
+async def project_update(event: HouseholdUpdated, ctx: HandlerContext) -> None:
+    """Apply a household's new shareable facts (an update before its registration is kept
+    as the projection's first state; the registration, when it comes, does not undo it)."""
+    await ctx.conn.execute(
+        """INSERT INTO household_projection (household_id, adm1_pcode, adm2_pcode, adm3_pcode,
+               displacement_status, size, vulnerabilities, consents, registered_at,
+               last_event_id, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, '{}', $8, $9, $8)
+           ON CONFLICT (household_id) DO UPDATE SET
+               adm1_pcode = EXCLUDED.adm1_pcode, adm2_pcode = EXCLUDED.adm2_pcode,
+               adm3_pcode = EXCLUDED.adm3_pcode,
+               displacement_status = EXCLUDED.displacement_status, size = EXCLUDED.size,
+               vulnerabilities = EXCLUDED.vulnerabilities,
+               last_event_id = EXCLUDED.last_event_id, updated_at = EXCLUDED.updated_at""",
+        event.household_id,
+        event.location.adm1_pcode,
+        event.location.adm2_pcode,
+        event.location.adm3_pcode,
+        event.displacement_status.value,
+        event.size,
+        sorted(v.value for v in event.vulnerabilities),
+        event.updated_at,
+        ctx.envelope.id,
+    )
+
+
 async def household_facts(conn: asyncpg.Connection, household_id: UUID) -> HouseholdFacts | None:
+    """The household's facts; for a merged household, those of the household that stays."""
     row = await conn.fetchrow(
-        "SELECT * FROM household_projection WHERE household_id = $1", household_id
+        "SELECT survivor.* FROM household_projection h"
+        " JOIN household_projection survivor"
+        "   ON survivor.household_id = coalesce(h.merged_into, h.household_id)"
+        " WHERE h.household_id = $1",
+        household_id,
     )
     if row is None:
         return None
