@@ -30,17 +30,17 @@ $(VENV)/.installed: uv.lock pyproject.toml */pyproject.toml services/*/pyproject
 
 install: $(VENV)/.installed ## Install uv and the locked Python packages
 
-infra-up: install ## Start PostgreSQL and Kafka (installing them if missing), create topics and databases
+infra-up: install ## Start PostgreSQL, Kafka, Jaeger and Prometheus (installing them if missing), create topics and databases
 	@bash deploy/local/infra.sh up
 	@$(AIDMESH) infra bootstrap
 
 bootstrap: install ## Create the catalogue's topics and the services' databases
 	@$(AIDMESH) infra bootstrap
 
-infra-down: ## Stop Kafka and PostgreSQL (state kept in var/)
+infra-down: ## Stop Prometheus, Jaeger, Kafka and PostgreSQL (state kept in var/)
 	@bash deploy/local/infra.sh down
 
-infra-status: ## Are Kafka and PostgreSQL running?
+infra-status: ## Are PostgreSQL, Kafka, Jaeger and Prometheus running?
 	@bash deploy/local/infra.sh status
 
 services-up: infra-up ## Start the services in the background and wait until ready
@@ -56,12 +56,14 @@ up: services-up ## Install, start everything, run the demo (services stay up unt
 	@$(AIDMESH) demo
 	@echo
 	@echo "AidMesh is running. Logs: var/logs/<service>.log   APIs: http://127.0.0.1:8101/docs (registration), :8102 (shelter), :8103 (health), :8105 (audit)"
+	@echo "Traces:  http://127.0.0.1:$${AIDMESH_JAEGER_UI_PORT:-16686} (Jaeger; one trace per registration across every service; see README, Tracing)"
+	@echo "Metrics: http://127.0.0.1:$${AIDMESH_PROMETHEUS_PORT:-9090} (Prometheus; every service at /metrics; dashboard deploy/grafana/aidmesh-dashboard.json)"
 	@echo "Run the demo again: make demo    Watch a topic: see README    Stop: make down"
 
 demo: install ## Run the demo scenario against the running services
 	@$(AIDMESH) demo
 
-down: ## Stop services, Kafka and PostgreSQL
+down: ## Stop services, Prometheus, Jaeger, Kafka and PostgreSQL
 	@bash deploy/local/services.sh stop
 	@bash deploy/local/infra.sh down
 

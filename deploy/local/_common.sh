@@ -10,6 +10,21 @@ AIDMESH_REPO_ROOT=$(cd "$AIDMESH_LOCAL_DIR/../.." && pwd)
 # shellcheck disable=SC2034  # used by the scripts that source this file
 AIDMESH_STATE_ROOT=${AIDMESH_STATE_DIR:-$AIDMESH_REPO_ROOT/var}
 
+# ---- the services ---------------------------------------------------------------------
+# The AidMesh services and their HTTP ports (as in ops' bootstrap SERVICES and each service's
+# settings), for services.sh and the Prometheus scrape config. AIDMESH_<SERVICE>_HTTP_PORT
+# moves one.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+AIDMESH_SERVICES=(registration shelter health protection audit)
+declare -A AIDMESH_SERVICE_DEFAULT_PORT=(
+  [registration]=8101 [shelter]=8102 [health]=8103 [protection]=8104 [audit]=8105
+)
+
+service_port() {
+  local var="AIDMESH_${1^^}_HTTP_PORT"
+  echo "${!var:-${AIDMESH_SERVICE_DEFAULT_PORT[$1]}}"
+}
+
 # ---- output -----------------------------------------------------------------------------
 # All progress lines look like "==> kafka: starting (127.0.0.1:9092)"; errors go to stderr.
 say()  { printf '==> %s: %s\n' "$AIDMESH_COMPONENT" "$*"; }

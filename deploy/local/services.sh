@@ -14,17 +14,13 @@ AIDMESH_COMPONENT=services
 # shellcheck source=deploy/local/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
-ALL_SERVICES=(registration shelter health protection audit)
-declare -A DEFAULT_PORT=([registration]=8101 [shelter]=8102 [health]=8103 [protection]=8104 [audit]=8105)
+ALL_SERVICES=("${AIDMESH_SERVICES[@]}")   # and their ports: _common.sh
 PYTHON=$AIDMESH_REPO_ROOT/.venv/bin/python
 LOG_DIR=$AIDMESH_STATE_ROOT/logs
 RUN_DIR=$AIDMESH_STATE_ROOT/run
 READY_TIMEOUT=${AIDMESH_SERVICES_START_TIMEOUT:-60}
 
-port_of() {
-  local var="AIDMESH_${1^^}_HTTP_PORT"
-  echo "${!var:-${DEFAULT_PORT[$1]}}"
-}
+port_of() { service_port "$1"; }
 
 pid_of() { cat "$RUN_DIR/$1.pid" 2>/dev/null || true; }
 

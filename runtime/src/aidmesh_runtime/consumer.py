@@ -14,6 +14,7 @@ a partition is never reordered and nothing is skipped.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -36,10 +37,14 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import KafkaMessage as KafkaStreamMessage
 from faststream.middlewares import AckPolicy
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from .dlq import DeadLetters
 from .errors import Rejected, is_transient
+from .metrics import ServiceMetrics
 from .outbox import Outbox, _backoff
+from .telemetry import consuming, describe_event, handling, note_outcome, tracer_of
 
 log = structlog.get_logger(__name__)
 
@@ -79,8 +84,13 @@ class EventConsumer:
         handlers: Mapping[type[Event], Handler],
         retry_attempts_before_unready: int = 8,
         max_backoff_s: float = 30.0,
+        metrics: ServiceMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.name = name
+        self._tracer = tracer or tracer_of()
+        self._group_id = name
+        self._metrics = metrics
         self._pool = pool
         self._outbox = outbox
         self._dead_letters = dead_letters
@@ -106,12 +116,16 @@ class EventConsumer:
             max_poll_interval_ms=600_000,
         )
         subscriber(self._on_message)
+        self._group_id = group_id
         return subscriber
 
     async def _on_message(self, message: KafkaMessage) -> None:
         record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
+        started = time.perf_counter()
         outcome = await self.process(record)
         self.outcomes[outcome] += 1
+        if self._metrics is not None:
+            self._metrics.consumed(record, outcome=outcome, seconds=time.perf_counter() - started)
         try:
             await message.ack()
         except KafkaError as exc:
@@ -130,8 +144,15 @@ class EventConsumer:
     async def process(self, record: ConsumerRecord) -> str:
         """Process one record to its end state; return 'handled', 'duplicate', ...
 
-        Never raises for a problem with the record itself: those are dead-lettered.
+        Never raises for a problem with the record itself: those are dead-lettered. The
+        processing is one CONSUMER span, continuing the trace of the record's producer.
         """
+        with consuming(self._tracer, record, group=self._group_id) as span:
+            outcome = await self._process(record)
+            note_outcome(span, outcome)
+            return outcome
+
+    async def _process(self, record: ConsumerRecord) -> str:
         bound = log.bind(
             topic=record.topic, partition=record.partition, offset=record.offset
         )
@@ -144,9 +165,10 @@ class EventConsumer:
         bound = bound.bind(
             event_id=str(envelope.id),
             event_type=envelope.type,
-            subject=envelope.subject,
+            household_id=envelope.subject,
             correlation_id=str(envelope.correlationid),
         )
+        describe_event(trace.get_current_span(), envelope)
         handler = self._handlers.get(type(event))
         if handler is None:
             return "ignored"
@@ -194,7 +216,19 @@ class EventConsumer:
             )
             if not first_time:
                 return False
-            await handler(event, HandlerContext(conn=conn, envelope=envelope, outbox=self._outbox))
+            # The handler's own log lines name the event, and the handler's span (so the
+            # events it publishes continue this trace).
+            with (
+                handling(self._tracer, envelope, handler),
+                structlog.contextvars.bound_contextvars(
+                    event_id=str(envelope.id),
+                    event_type=envelope.type,
+                    household_id=envelope.subject,
+                    correlation_id=str(envelope.correlationid),
+                ),
+            ):
+                context = HandlerContext(conn=conn, envelope=envelope, outbox=self._outbox)
+                await handler(event, context)
             return True
 
     async def _dead_letter(

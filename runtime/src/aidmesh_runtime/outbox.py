@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -22,8 +22,11 @@ import asyncpg
 import structlog
 from aidmesh_contracts.base import Event
 from aidmesh_contracts.envelope import Envelope, encode, new_envelope
+from opentelemetry.trace import Tracer
 
+from .metrics import ServiceMetrics
 from .producer import Producer
+from .telemetry import SendSpans, current_traceparent, tracer_of
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +50,9 @@ class Outbox:
         self.clock = clock
         self.new_id = new_id
 
+    #: Columns of the rows `prepare` returns, for writers that COPY events in bulk.
+    COLUMNS = ("event_id", "topic", "key", "headers", "payload")
+
     async def add(
         self,
         conn: asyncpg.Connection,
@@ -58,28 +64,57 @@ class Outbox:
     ) -> Envelope:
         if not conn.is_in_transaction():
             raise RuntimeError("Outbox.add must run inside the transaction of the domain change")
+        envelope, row = self.prepare(
+            event, caused_by=caused_by, correlation_id=correlation_id, traceparent=traceparent
+        )
+        await conn.execute(
+            "INSERT INTO outbox (event_id, topic, key, headers, payload) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5)",
+            *row,
+        )
+        # Delivered at commit, only if the transaction commits: wakes the relay at once.
+        await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        return envelope
+
+    def prepare(
+        self,
+        event: Event,
+        *,
+        caused_by: Envelope | None = None,
+        correlation_id: UUID | None = None,
+        traceparent: str | None = None,
+    ) -> tuple[Envelope, tuple[UUID, str, str, str, bytes]]:
+        """The envelope of an event and its outbox row (`COLUMNS`), not written yet.
+
+        Pure, so a bulk writer can prepare rows in worker processes and write them with
+        `add_prepared`; `add` writes one the same way.
+        """
         envelope = new_envelope(
             event,
             source=self._source,
             time=self.clock(),
             caused_by=caused_by,
             correlation_id=correlation_id,
-            traceparent=traceparent or (caused_by.traceparent if caused_by else None),
+            # The current span (the request or the handler) continues the flow's trace.
+            traceparent=traceparent
+            or current_traceparent()
+            or (caused_by.traceparent if caused_by else None),
             new_id=self.new_id,
         )
         headers = [[name, value.decode()] for name, value in envelope.to_headers()]
-        await conn.execute(
-            "INSERT INTO outbox (event_id, topic, key, headers, payload) "
-            "VALUES ($1, $2, $3, $4::jsonb, $5)",
-            envelope.id,
-            event.topic,
-            event.subject(),
-            json.dumps(headers),
-            encode(event),
-        )
-        # Delivered at commit, only if the transaction commits: wakes the relay at once.
+        row = (envelope.id, event.topic, event.subject(), json.dumps(headers), encode(event))
+        return envelope, row
+
+    async def add_prepared(
+        self, conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str, str, str, bytes]]
+    ) -> None:
+        """Write rows from `prepare` with one COPY, in the caller's transaction."""
+        if not conn.is_in_transaction():
+            raise RuntimeError("Outbox rows must be written in the transaction of the change")
+        if not rows:
+            return
+        await conn.copy_records_to_table("outbox", columns=self.COLUMNS, records=rows)
         await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-        return envelope
 
 
 class OutboxRelay:
@@ -95,8 +130,12 @@ class OutboxRelay:
         retention_hours: int = 72,
         max_backoff_s: float = 30.0,
         crash_at: str | None = None,
+        metrics: ServiceMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._crash_at = crash_at
+        self._tracer = tracer or tracer_of()
+        self._metrics = metrics
         self._pool = pool
         self._producer = producer
         self._batch_size = batch_size
@@ -176,22 +215,26 @@ class OutboxRelay:
             self._crash_point("relay_before_publish")
             # send() queues in call order; the idempotent producer keeps that order per
             # partition even when it retries, so per-key order survives.
-            futures = [
-                await self._producer.send(
-                    row["topic"],
-                    value=bytes(row["payload"]),
-                    key=row["key"].encode(),
-                    headers=[(name, value.encode()) for name, value in json.loads(row["headers"])],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)
+            # Each record in a PRODUCER span, child of the context stored with the row.
+            with SendSpans(self._tracer) as spans:
+                futures = [
+                    await self._producer.send(
+                        row["topic"],
+                        value=bytes(row["payload"]),
+                        key=row["key"].encode(),
+                        headers=spans.start(row["topic"], row["key"], json.loads(row["headers"])),
+                    )
+                    for row in rows
+                ]
+                await asyncio.gather(*futures)
             self._crash_point("relay_after_publish")
             await conn.execute(
                 "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
                 [row["id"] for row in rows],
             )
         self.published += len(rows)
+        if self._metrics is not None:
+            self._metrics.published(rows)
         log.debug("outbox_published", count=len(rows))
         return len(rows)
 

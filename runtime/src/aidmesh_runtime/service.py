@@ -3,7 +3,8 @@
 `create_service_app(...)` returns a FastAPI app whose lifespan opens the database pool,
 applies the runtime's and the service's migrations, starts the Kafka producer, the outbox
 relay and the consumers, and on shutdown (SIGTERM) stops fetching, lets in-flight handlers
-finish, drains the relay and closes everything. Liveness and readiness are built in.
+finish, drains the relay and closes everything. Liveness, readiness and Prometheus
+metrics (metrics.py) are built in.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ from aidmesh_contracts.base import Event
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 
 from .consumer import EventConsumer, Handler
 from .db import all_migrations, create_pool, migrate
 from .dlq import DeadLetters
 from .logging import configure_logging
+from .metrics import HttpMetricsMiddleware, ServiceMetrics
 from .outbox import Outbox, OutboxRelay
 from .producer import RenewingProducer
 from .settings import ServiceSettings
+from .telemetry import Telemetry
 from .topics import MAX_DLQ_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
@@ -87,6 +90,11 @@ def create_service_app(
 ) -> FastAPI:
     """The one way a service is assembled. Nothing connects until the app starts."""
     name = settings.service_name
+    # Per app, not the process-wide default registry: tests run several apps in one process.
+    metrics = ServiceMetrics(service=name)
+    metrics.expect_consumed(handlers or ())
+    # Its own tracer provider (service.name aidmesh-<name>), exporting once the app starts.
+    telemetry = Telemetry(service=name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +102,9 @@ def create_service_app(
         # Everything started is registered for shutdown at once, so a failure half-way
         # through start-up still closes what was opened (in reverse order).
         async with contextlib.AsyncExitStack() as stack:
+            # Closed last, so the spans of the shutdown itself (the relay's drain) go out too.
+            telemetry.start(endpoint=settings.otlp_endpoint)
+            stack.push_async_callback(telemetry.shutdown)
             pool = await create_pool(settings.database_dsn, size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
             async with pool.acquire() as conn:
@@ -112,6 +123,8 @@ def create_service_app(
                 retention_hours=settings.outbox_retention_hours,
                 max_backoff_s=settings.retry_max_backoff_s,
                 crash_at=settings.fault_crash_point,
+                metrics=metrics,
+                tracer=telemetry.tracer,
             )
             relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
             stack.push_async_callback(_stop_relay, relay, relay_task)
@@ -125,6 +138,8 @@ def create_service_app(
                     handlers=handlers,
                     retry_attempts_before_unready=settings.retry_attempts_before_unready,
                     max_backoff_s=settings.retry_max_backoff_s,
+                    metrics=metrics,
+                    tracer=telemetry.tracer,
                 )
                 broker = KafkaBroker(
                     settings.kafka_bootstrap,
@@ -160,6 +175,10 @@ def create_service_app(
         log.info("service_stopped", published=relay.published)
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.metrics = metrics
+    app.state.telemetry = telemetry
+    telemetry.instrument(app)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -201,6 +220,15 @@ def create_service_app(
             status_code=200 if ready else 503,
         )
 
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics(request: Request) -> Response:
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        await metrics.refresh(
+            pool=runtime.pool if runtime else None, consumer=_kafka_consumer(request.app)
+        )
+        body, content_type = metrics.render(accept=request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type})
+
     if router is not None:
         app.include_router(router)
     return app
@@ -217,8 +245,7 @@ async def _positioned_partitions(app: FastAPI) -> int:
     Assignment alone is not enough: with offset reset "latest" the position is looked up
     just after, and an event published in between would be skipped.
     """
-    subscriber = getattr(app.state, "subscriber", None)
-    consumer = getattr(subscriber, "consumer", None)
+    consumer = _kafka_consumer(app)
     if consumer is None:
         return 0
     assignment = consumer.assignment()
@@ -228,6 +255,12 @@ async def _positioned_partitions(app: FastAPI) -> int:
     except Exception:  # rebalancing or broker unavailable: not ready yet
         return 0
     return len(assignment)
+
+
+def _kafka_consumer(app: FastAPI) -> Any:
+    """The aiokafka consumer behind the service's FastStream subscriber (None before it
+    starts, and in a service without handlers)."""
+    return getattr(getattr(app.state, "subscriber", None), "consumer", None)
 
 
 def run(app: FastAPI, settings: ServiceSettings) -> None:

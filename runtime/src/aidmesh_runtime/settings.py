@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
     #: exponential backoff before the service reports itself not ready (and keeps trying).
     retry_attempts_before_unready: int = 8
     retry_max_backoff_s: float = 30.0
+    #: OTLP/HTTP collector the service sends its traces to (Jaeger locally); an empty value
+    #: turns export off (spans are still made, so trace context still flows through).
+    otlp_endpoint: str | None = "http://127.0.0.1:4318"
     #: Fault injection for the delivery tests only: the process exits at once (as with
     #: kill -9) at this point. Never set in production.
     fault_crash_point: Literal["relay_before_publish", "relay_after_publish"] | None = None

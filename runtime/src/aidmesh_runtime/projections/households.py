@@ -118,6 +118,10 @@ def need_handlers(
             ctx.envelope.id,
         )
 
+    # The hook under another name: the handler below would otherwise shadow the parameter
+    # and call itself.
+    consent_hook = on_consent_withdrawn
+
     async def on_consent_withdrawn(event: ConsentWithdrawn, ctx: HandlerContext) -> None:
         await _lock_household(event.household_id, ctx)
         await ctx.conn.execute(
@@ -127,8 +131,8 @@ def need_handlers(
             event.purpose.value,
             ctx.envelope.id,
         )
-        if on_consent_withdrawn is not None:
-            await on_consent_withdrawn(event, ctx)
+        if consent_hook is not None:
+            await consent_hook(event, ctx)
 
     async def on_household_merged(event: HouseholdMerged, ctx: HandlerContext) -> None:
         for household_id in sorted((event.household_id, event.merged_household_id)):
