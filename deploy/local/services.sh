@@ -26,6 +26,21 @@ pid_of() { cat "$RUN_DIR/$1.pid" 2>/dev/null || true; }
 
 running() { pid_alive "$(pid_of "$1")" "aidmesh_$1"; }
 
+# Protection seals narratives with a data key and refuses to start without one. Unless one
+# is given (AIDMESH_PROTECTION_DATA_KEY or _FILE), it gets a local key, generated once into
+# var/secrets/ (git-ignored, mode 600): never a key in the repository.
+use_local_protection_key() {
+  [[ -z ${AIDMESH_PROTECTION_DATA_KEY:-} && -z ${AIDMESH_PROTECTION_DATA_KEY_FILE:-} ]] || return 0
+  local dir=$AIDMESH_STATE_ROOT/secrets file
+  file=$dir/protection-data-key
+  if [[ ! -s $file ]]; then
+    mkdir -p "$dir" && chmod 700 "$dir"
+    (umask 077 && "$PYTHON" -m aidmesh_protection new-key local1 >"$file")
+    AIDMESH_COMPONENT=protection say "generated a local data key in $file"
+  fi
+  export AIDMESH_PROTECTION_DATA_KEY_FILE=$file
+}
+
 start_one() {
   local svc=$1 port
   port=$(port_of "$svc")
@@ -35,6 +50,7 @@ start_one() {
   fi
   AIDMESH_COMPONENT=$svc require_port_free "$port" "AIDMESH_${svc^^}_HTTP_PORT"
   mkdir -p "$LOG_DIR" "$RUN_DIR"
+  [[ $svc != protection ]] || use_local_protection_key
   # setsid: the service outlives the shell that started it (make up returns).
   setsid nohup "$PYTHON" -m "aidmesh_$svc" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$svc.pid"

@@ -7,6 +7,7 @@ Each run gets its own databases, consumer groups and ports, so it can run next t
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -58,6 +59,9 @@ def _env(service: str, port: int, db_name: str, run_id: str) -> dict[str, str]:
             "AIDMESH_RELAY_POLL_INTERVAL_S": "0.2",
         }
     )
+    if service == "protection":
+        # Protection refuses to start without a data key: one made for this run only.
+        env[prefix + "DATA_KEY"] = "e2e:" + base64.b64encode(os.urandom(32)).decode()
     return env
 
 

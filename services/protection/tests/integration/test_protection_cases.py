@@ -18,6 +18,7 @@ import pytest
 from aidmesh_contracts import (
     CaseSource,
     Event,
+    HouseholdMerged,
     NeedAssessed,
     ProtectionCaseOpened,
     ProtectionNeedDetails,
@@ -140,3 +141,52 @@ async def test_a_need_of_another_sector_opens_no_case(protection, producer, data
         "SELECT count(*) FROM protection_cases WHERE household_id = $1", health_need.household_id
     )
     assert await published_by_us(database, need_envelope.correlationid) == []
+
+
+async def test_the_same_need_sent_again_under_a_new_event_id_opens_no_second_case(
+    protection, producer, database
+) -> None:
+    protection_need = need(Sector.PROTECTION, ProtectionNeedDetails(concern_codes={"gbv_risk"}))
+
+    await publish(producer, protection_need)
+    again = await publish(producer, protection_need)  # a new ce_id: the inbox lets it through
+
+    await database.eventually(
+        "SELECT 1 FROM inbox WHERE event_id = $1", again.id, what="the second copy consumed"
+    )
+    assert (
+        await database.conn.fetchval(
+            "SELECT count(*) FROM protection_cases WHERE need_assessment_id = $1",
+            protection_need.assessment_id,
+        )
+        == 1
+    )
+
+
+async def test_a_need_for_a_merged_household_opens_the_case_for_the_household_that_stays(
+    protection, producer, database, register
+) -> None:
+    merged, survivor = await register(), await register()
+    merge = await publish(
+        producer,
+        HouseholdMerged(
+            household_id=survivor,
+            merged_household_id=merged,
+            decided_by="IOM-KH-03",
+            merged_at=datetime.now(UTC),
+        ),
+        source="/aidmesh/registration",
+    )
+    await database.eventually(
+        "SELECT 1 FROM inbox WHERE event_id = $1", merge.id, what="the merge consumed"
+    )
+    late_need = need(Sector.PROTECTION).model_copy(update={"household_id": merged})
+
+    await publish(producer, late_need)
+
+    row = await database.eventually(
+        "SELECT household_id FROM protection_cases WHERE need_assessment_id = $1",
+        late_need.assessment_id,
+        what="the case of the late need",
+    )
+    assert row["household_id"] == survivor
