@@ -138,6 +138,8 @@ def create_service_app(
                     handlers=handlers,
                     retry_attempts_before_unready=settings.retry_attempts_before_unready,
                     max_backoff_s=settings.retry_max_backoff_s,
+                    max_batch=settings.consumer_max_batch,
+                    batch_timeout_ms=settings.consumer_batch_timeout_ms,
                     metrics=metrics,
                     tracer=telemetry.tracer,
                 )
