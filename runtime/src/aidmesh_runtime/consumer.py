@@ -315,7 +315,7 @@ class EventConsumer:
                 correlation_id=str(envelope.correlationid),
             ),
         ):
-            context = HandlerContext(conn=conn, envelope=envelope, outbox=outbox)  # type: ignore[arg-type]
+            context = HandlerContext(conn=conn, envelope=envelope, outbox=outbox)
             await handler(event, context)
 
     async def _dead_letter(
@@ -343,16 +343,14 @@ class EventConsumer:
         self.last_error = None
 
 
-class _BatchOutbox:
+class _BatchOutbox(Outbox):
     """The outbox as handlers see it during a batch: events are prepared at once (their
     envelopes, ids and trace context are final) and written together with one COPY just
     before the batch's transaction commits: one round trip instead of one per event. The
     rows are in the order the handlers added them, so per-key order is kept."""
 
     def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
-        self.clock = outbox.clock
-        self.new_id = outbox.new_id
+        super().__init__(source=outbox.source, clock=outbox.clock, new_id=outbox.new_id)
         self._rows: list[tuple[UUID, str, str, str, bytes]] = []
 
     async def add(
@@ -366,14 +364,21 @@ class _BatchOutbox:
     ) -> Envelope:
         if not conn.is_in_transaction():
             raise RuntimeError("Outbox.add must run inside the transaction of the domain change")
-        envelope, row = self._outbox.prepare(
+        envelope, row = self.prepare(
             event, caused_by=caused_by, correlation_id=correlation_id, traceparent=traceparent
         )
         self._rows.append(row)
         return envelope
 
+    async def add_prepared(
+        self, conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str, str, str, bytes]]
+    ) -> None:
+        if not conn.is_in_transaction():
+            raise RuntimeError("Outbox rows must be written in the transaction of the change")
+        self._rows.extend(rows)
+
     async def flush(self, conn: asyncpg.Connection) -> None:
-        await self._outbox.add_prepared(conn, self._rows)
+        await Outbox.add_prepared(self, conn, self._rows)
         self._rows.clear()
 
 

@@ -46,7 +46,7 @@ class Outbox:
         clock: Callable[[], datetime],
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
-        self._source = source
+        self.source = source
         self.clock = clock
         self.new_id = new_id
 
@@ -92,7 +92,7 @@ class Outbox:
         """
         envelope = new_envelope(
             event,
-            source=self._source,
+            source=self.source,
             time=self.clock(),
             caused_by=caused_by,
             correlation_id=correlation_id,

@@ -64,7 +64,9 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        specific = EnvSettingsSource(settings_cls, env_prefix=f"AIDMESH_{cls.service_name.upper()}_")
+        specific = EnvSettingsSource(
+            settings_cls, env_prefix=f"AIDMESH_{cls.service_name.upper()}_"
+        )
         return (init_settings, specific, env_settings, file_secret_settings)
 
     @property
