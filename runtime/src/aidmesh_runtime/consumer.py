@@ -1,5 +1,11 @@
 """Idempotent consumption: decode → inbox + handler in one transaction → commit offset.
 
+Records come in batches (what one poll returned, up to `max_batch` across the assigned
+partitions, each partition's records in order). A batch is handled in ONE database
+transaction, each record inside its own savepoint, and its offsets are committed once,
+after that transaction commits: one commit and one offset commit per batch instead of per
+record is what makes a hop cheap (see bench/hop.py and ADR 0008).
+
 Every record ends in exactly one of these ways, and the offset is committed only after:
 - handled: the inbox row (consumer, ce_id) and the handler's writes (including outbox rows)
   committed together;
@@ -7,8 +13,9 @@ Every record ends in exactly one of these ways, and the offset is committed only
 - ignored: a valid event of a type this service does not handle;
 - dead-lettered: a permanent problem (bad headers, bad JSON, schema violation, unknown type,
   a business rule's rejection); the original record goes to `<topic>.dlq` with the reason.
-Transient failures (database or broker unavailable) are retried in place, with backoff, so
-a partition is never reordered and nothing is skipped.
+Transient failures (database or broker unavailable, a deadlock) roll the whole batch back
+and retry it in place, with backoff, so a partition is never reordered and nothing is
+skipped; records already dead-lettered in an earlier attempt are not sent again.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,6 +91,8 @@ class EventConsumer:
         handlers: Mapping[type[Event], Handler],
         retry_attempts_before_unready: int = 8,
         max_backoff_s: float = 30.0,
+        max_batch: int = 500,
+        batch_timeout_ms: int = 50,
         metrics: ServiceMetrics | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -97,6 +106,8 @@ class EventConsumer:
         self._handlers = dict(handlers)
         self._retry_attempts_before_unready = retry_attempts_before_unready
         self._max_backoff_s = max_backoff_s
+        self._max_batch = max_batch
+        self._batch_timeout_ms = batch_timeout_ms
         self.outcomes: Counter[str] = Counter()
         self.healthy = True
         self.last_error: str | None = None
@@ -113,55 +124,113 @@ class EventConsumer:
             auto_offset_reset=offset_reset,  # type: ignore[arg-type]
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_body,  # we decode ourselves, so bad bytes never reach FastStream's JSON
+            batch=True,
+            max_records=self._max_batch,
+            # Also how long FastStream sleeps after an empty poll: it bounds the added latency.
+            batch_timeout_ms=self._batch_timeout_ms,
             max_poll_interval_ms=600_000,
         )
-        subscriber(self._on_message)
+        subscriber(self._on_batch)
         self._group_id = group_id
         return subscriber
 
-    async def _on_message(self, message: KafkaMessage) -> None:
-        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
-        started = time.perf_counter()
-        outcome = await self.process(record)
-        self.outcomes[outcome] += 1
-        if self._metrics is not None:
-            self._metrics.consumed(record, outcome=outcome, seconds=time.perf_counter() - started)
+    async def _on_batch(self, message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records: Sequence[ConsumerRecord] = raw if isinstance(raw, tuple) else (raw,)  # type: ignore[assignment]
+        if not records:
+            return
+        results = await self.process_batch(records)
+        for record, (outcome, seconds) in zip(records, results, strict=True):
+            self.outcomes[outcome] += 1
+            if self._metrics is not None:
+                self._metrics.consumed(record, outcome=outcome, seconds=seconds)
         try:
-            await message.ack()
+            await message.ack()  # commits the positions: just past this batch
         except KafkaError as exc:
-            # The record's work is committed, its offset is not (the group rebalanced while
-            # the broker was away). Harmless: a later commit covers it, or the record comes
-            # again and the inbox skips it. FastStream would swallow this silently.
+            # The batch's work is committed, its offsets are not (the group rebalanced while
+            # the broker was away). Harmless: a later commit covers it, or the records come
+            # again and the inbox skips them. FastStream would swallow this silently.
             self.outcomes["offset_commit_failed"] += 1
+            last = records[-1]
             log.warning(
                 "offset_commit_failed",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
+                topic=last.topic,
+                partition=last.partition,
+                offset=last.offset,
+                records=len(records),
                 error=repr(exc),
             )
 
     async def process(self, record: ConsumerRecord) -> str:
-        """Process one record to its end state; return 'handled', 'duplicate', ...
+        """Process one record to its end state; return 'handled', 'duplicate', ..."""
+        [(outcome, _)] = await self.process_batch([record])
+        return outcome
 
-        Never raises for a problem with the record itself: those are dead-lettered. The
-        processing is one CONSUMER span, continuing the trace of the record's producer.
+    async def process_batch(self, records: Sequence[ConsumerRecord]) -> list[tuple[str, float]]:
+        """Process records (in order) to their end states: (outcome, seconds) for each.
+
+        Never raises for a problem with a record itself: those are dead-lettered. Each
+        record's processing is one CONSUMER span, continuing the trace of its producer.
         """
-        with consuming(self._tracer, record, group=self._group_id) as span:
-            outcome = await self._process(record)
-            note_outcome(span, outcome)
-            return outcome
+        items = [_Item(record) for record in records]
+        for item in items:
+            item.decode()
+        attempt = 0
+        while True:
+            try:
+                await self._handle_batch(items)
+                self._recovered()
+                return [(item.outcome or "ignored", item.seconds) for item in items]
+            except _DeadLettered:
+                continue  # the batch again, without the record just dead-lettered
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise  # _process_one turns every other error into a dead letter
+                attempt += 1
+                delay = _backoff(attempt, self._max_backoff_s)
+                self._failing(exc, attempt)
+                log.warning(
+                    "batch_retrying",
+                    error=repr(exc),
+                    attempt=attempt,
+                    delay_s=delay,
+                    records=len(items),
+                    first_offset=items[0].record.offset,
+                )
+                await asyncio.sleep(delay)
 
-    async def _process(self, record: ConsumerRecord) -> str:
-        bound = log.bind(
-            topic=record.topic, partition=record.partition, offset=record.offset
-        )
-        try:
-            envelope = Envelope.from_headers(record.headers or ())
-            event = decode(envelope, record.value)
-        except (EnvelopeError, PayloadError) as exc:
-            await self._dead_letter(record, reason=str(exc), exc=exc, log=bound)
+    async def _handle_batch(self, items: list[_Item]) -> None:
+        """One transaction for the whole batch. A record that must be dead-lettered after
+        its handler has written something rolls the batch back (raising `_DeadLettered`)
+        and the batch runs again without it: rejections are rare, and a savepoint per
+        record would cost two more round trips on every record. A transient error rolls
+        back too and is retried with backoff. Dead letters are never sent twice."""
+        for item in items:
+            if item.outcome != "dead_lettered":
+                item.outcome = None
+        outbox = _BatchOutbox(self._outbox)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._claim(conn, items)
+            for item in items:
+                if item.outcome is not None:
+                    continue
+                started = time.perf_counter()
+                with consuming(self._tracer, item.record, group=self._group_id) as span:
+                    item.outcome = await self._process_one(conn, item, outbox)
+                    note_outcome(span, item.outcome)
+                item.seconds = time.perf_counter() - started
+            await outbox.flush(conn)
+
+    async def _process_one(
+        self, conn: asyncpg.Connection, item: _Item, outbox: _BatchOutbox
+    ) -> str:
+        record = item.record
+        bound = log.bind(topic=record.topic, partition=record.partition, offset=record.offset)
+        if item.error is not None:  # nothing written for it: the batch goes on
+            await self._dead_letter(record, reason=str(item.error), exc=item.error, log=bound)
             return "dead_lettered"
+        envelope, event = item.envelope, item.event
+        assert envelope is not None and event is not None
         bound = bound.bind(
             event_id=str(envelope.id),
             event_type=envelope.type,
@@ -172,64 +241,82 @@ class EventConsumer:
         handler = self._handlers.get(type(event))
         if handler is None:
             return "ignored"
-        attempt = 0
-        while True:
-            try:
-                done = await self._handle_once(record, envelope, event, handler)
-                self._recovered()
-                bound.info("event_handled" if done else "event_duplicate_skipped")
-                return "handled" if done else "duplicate"
-            except Rejected as exc:
-                await self._dead_letter(record, reason=exc.reason, exc=exc, log=bound)
-                return "dead_lettered"
-            except Exception as exc:
-                if not is_transient(exc):
-                    bound.exception("handler_failed")
-                    await self._dead_letter(
-                        record, reason=f"handler failed: {exc!r}", exc=exc, log=bound
-                    )
-                    return "dead_lettered"
-                attempt += 1
-                delay = _backoff(attempt, self._max_backoff_s)
-                self._failing(exc, attempt)
-                bound.warning("handler_retrying", error=repr(exc), attempt=attempt, delay_s=delay)
-                await asyncio.sleep(delay)
+        if not item.first_time:
+            bound.info("event_duplicate_skipped")
+            return "duplicate"
+        try:
+            await self._run_handler(conn, envelope, event, handler, outbox)
+        except Rejected as exc:
+            reason, failure = exc.reason, exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            bound.exception("handler_failed")
+            reason, failure = f"handler failed: {exc!r}", exc
+        else:
+            bound.info("event_handled")
+            return "handled"
+        await self._dead_letter(record, reason=reason, exc=failure, log=bound)
+        item.outcome = "dead_lettered"
+        note_outcome(trace.get_current_span(), item.outcome)
+        item.seconds = 0.0
+        raise _DeadLettered  # its inbox row and partial writes must not commit
 
-    async def _handle_once(
+    async def _claim(self, conn: asyncpg.Connection, items: list[_Item]) -> None:
+        """Insert the inbox rows of the batch's handleable records in one statement and
+        mark those seen for the first time; the others are duplicates (an event twice in
+        one batch is new only at its first place)."""
+        wanted = [
+            item
+            for item in items
+            if item.outcome is None
+            and item.envelope is not None
+            and type(item.event) in self._handlers
+        ]
+        for item in items:
+            item.first_time = False
+        if not wanted:
+            return
+        rows = await conn.fetch(
+            "INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, "
+            "kafka_offset) SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], "
+            "$5::int[], $6::bigint[]) ON CONFLICT (consumer, event_id) DO NOTHING "
+            "RETURNING event_id",
+            self.name,
+            [item.envelope.id for item in wanted],  # type: ignore[union-attr]
+            [item.envelope.type for item in wanted],  # type: ignore[union-attr]
+            [item.record.topic for item in wanted],
+            [item.record.partition for item in wanted],
+            [item.record.offset for item in wanted],
+        )
+        new = {row["event_id"] for row in rows}
+        for item in wanted:
+            event_id = item.envelope.id  # type: ignore[union-attr]
+            if event_id in new:
+                item.first_time = True
+                new.discard(event_id)
+
+    async def _run_handler(
         self,
-        record: ConsumerRecord,
+        conn: asyncpg.Connection,
         envelope: Envelope,
         event: Event,
         handler: Handler,
-    ) -> bool:
-        async with self._pool.acquire() as conn, conn.transaction():
-            first_time = await conn.fetchval(
-                "INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, "
-                "kafka_offset) VALUES ($1, $2, $3, $4, $5, $6) "
-                "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING true",
-                self.name,
-                envelope.id,
-                envelope.type,
-                record.topic,
-                record.partition,
-                record.offset,
-            )
-            if not first_time:
-                return False
-            # The handler's own log lines name the event, and the handler's span (so the
-            # events it publishes continue this trace).
-            with (
-                handling(self._tracer, envelope, handler),
-                structlog.contextvars.bound_contextvars(
-                    event_id=str(envelope.id),
-                    event_type=envelope.type,
-                    household_id=envelope.subject,
-                    correlation_id=str(envelope.correlationid),
-                ),
-            ):
-                context = HandlerContext(conn=conn, envelope=envelope, outbox=self._outbox)
-                await handler(event, context)
-            return True
+        outbox: _BatchOutbox,
+    ) -> None:
+        # The handler's own log lines name the event, and the handler's span (so the
+        # events it publishes continue this trace).
+        with (
+            handling(self._tracer, envelope, handler),
+            structlog.contextvars.bound_contextvars(
+                event_id=str(envelope.id),
+                event_type=envelope.type,
+                household_id=envelope.subject,
+                correlation_id=str(envelope.correlationid),
+            ),
+        ):
+            context = HandlerContext(conn=conn, envelope=envelope, outbox=outbox)
+            await handler(event, context)
 
     async def _dead_letter(
         self, record: ConsumerRecord, *, reason: str, exc: BaseException, log: Any
@@ -256,7 +343,68 @@ class EventConsumer:
         self.last_error = None
 
 
-async def _raw_body(message: KafkaStreamMessage) -> bytes:
+class _BatchOutbox(Outbox):
+    """The outbox as handlers see it during a batch: events are prepared at once (their
+    envelopes, ids and trace context are final) and written together with one COPY just
+    before the batch's transaction commits: one round trip instead of one per event. The
+    rows are in the order the handlers added them, so per-key order is kept."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        super().__init__(source=outbox.source, clock=outbox.clock, new_id=outbox.new_id)
+        self._rows: list[tuple[UUID, str, str, str, bytes]] = []
+
+    async def add(
+        self,
+        conn: asyncpg.Connection,
+        event: Event,
+        *,
+        caused_by: Envelope | None = None,
+        correlation_id: UUID | None = None,
+        traceparent: str | None = None,
+    ) -> Envelope:
+        if not conn.is_in_transaction():
+            raise RuntimeError("Outbox.add must run inside the transaction of the domain change")
+        envelope, row = self.prepare(
+            event, caused_by=caused_by, correlation_id=correlation_id, traceparent=traceparent
+        )
+        self._rows.append(row)
+        return envelope
+
+    async def add_prepared(
+        self, conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str, str, str, bytes]]
+    ) -> None:
+        if not conn.is_in_transaction():
+            raise RuntimeError("Outbox rows must be written in the transaction of the change")
+        self._rows.extend(rows)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        await Outbox.add_prepared(self, conn, self._rows)
+        self._rows.clear()
+
+
+class _DeadLettered(Exception):
+    """A record was dead-lettered after its handler ran: roll the batch back, run it again."""
+
+
+@dataclass
+class _Item:
+    """One record of a batch on its way to an outcome."""
+
+    record: ConsumerRecord
+    envelope: Envelope | None = None
+    event: Event | None = None
+    error: EnvelopeError | PayloadError | None = None
+    outcome: str | None = None
+    seconds: float = 0.0
+    first_time: bool = False  # its inbox row was inserted by this attempt
+
+    def decode(self) -> None:
+        try:
+            self.envelope = Envelope.from_headers(self.record.headers or ())
+            self.event = decode(self.envelope, self.record.value)
+        except (EnvelopeError, PayloadError) as exc:
+            self.error = exc
+
+
+async def _raw_body(message: KafkaStreamMessage) -> Any:
     return message.body
-
-

@@ -46,7 +46,7 @@ class Outbox:
         clock: Callable[[], datetime],
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
-        self._source = source
+        self.source = source
         self.clock = clock
         self.new_id = new_id
 
@@ -67,13 +67,14 @@ class Outbox:
         envelope, row = self.prepare(
             event, caused_by=caused_by, correlation_id=correlation_id, traceparent=traceparent
         )
+        # One round trip for the row and the wake-up call. The notification is delivered at
+        # commit, only if the transaction commits, and wakes the relay at once.
         await conn.execute(
-            "INSERT INTO outbox (event_id, topic, key, headers, payload) "
-            "VALUES ($1, $2, $3, $4::jsonb, $5)",
+            "WITH written AS (INSERT INTO outbox (event_id, topic, key, headers, payload) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING 1) "
+            f"SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM written",
             *row,
         )
-        # Delivered at commit, only if the transaction commits: wakes the relay at once.
-        await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
         return envelope
 
     def prepare(
@@ -91,7 +92,7 @@ class Outbox:
         """
         envelope = new_envelope(
             event,
-            source=self._source,
+            source=self.source,
             time=self.clock(),
             caused_by=caused_by,
             correlation_id=correlation_id,

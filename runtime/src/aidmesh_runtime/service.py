@@ -41,7 +41,6 @@ from .topics import MAX_DLQ_MESSAGE_BYTES
 log = structlog.get_logger(__name__)
 
 
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -138,6 +137,8 @@ def create_service_app(
                     handlers=handlers,
                     retry_attempts_before_unready=settings.retry_attempts_before_unready,
                     max_backoff_s=settings.retry_max_backoff_s,
+                    max_batch=settings.consumer_max_batch,
+                    batch_timeout_ms=settings.consumer_batch_timeout_ms,
                     metrics=metrics,
                     tracer=telemetry.tracer,
                 )
@@ -184,9 +185,7 @@ def create_service_app(
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # The field and the reason, never the submitted values: they may be personal data
         # (FastAPI's default echoes the whole input back, and proxies log responses).
-        errors = [
-            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
-        ]
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is running")
@@ -207,9 +206,7 @@ def create_service_app(
             checks["database"] = f"failing: {type(exc).__name__}"
         checks["outbox_relay"] = "ok" if runtime.relay.healthy else runtime.relay.last_error
         if runtime.consumer is not None:
-            checks["consumer"] = (
-                "ok" if runtime.consumer.healthy else runtime.consumer.last_error
-            )
+            checks["consumer"] = "ok" if runtime.consumer.healthy else runtime.consumer.last_error
             assigned = await _positioned_partitions(request.app)
             checks["assigned_partitions"] = assigned
             if not assigned:

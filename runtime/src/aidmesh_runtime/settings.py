@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     consumer_group: str | None = None
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
+    #: Records handled in one database transaction (and one offset commit), at most.
+    consumer_max_batch: int = 500
+    #: How long a poll waits for records; also FastStream's pause after an empty poll.
+    consumer_batch_timeout_ms: int = 50
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     outbox_retention_hours: int = 72
@@ -60,7 +64,9 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        specific = EnvSettingsSource(settings_cls, env_prefix=f"AIDMESH_{cls.service_name.upper()}_")
+        specific = EnvSettingsSource(
+            settings_cls, env_prefix=f"AIDMESH_{cls.service_name.upper()}_"
+        )
         return (init_settings, specific, env_settings, file_secret_settings)
 
     @property

@@ -79,9 +79,11 @@ class EventLog:
 
     def __init__(self, *, bootstrap: str = KAFKA, topics: Iterable[str] | None = None) -> None:
         self._bootstrap = bootstrap
-        self._topics = list(topics) if topics is not None else [
-            name for entry in CATALOGUE for name in (entry.name, entry.dlq)
-        ]
+        self._topics = (
+            list(topics)
+            if topics is not None
+            else [name for entry in CATALOGUE for name in (entry.name, entry.dlq)]
+        )
         self.records: list[Seen] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -182,7 +184,10 @@ async def publish(
         correlation_id=correlation_id,
     )
     await producer.send_and_wait(
-        event.topic, value=encode(event), key=event.subject().encode(), headers=envelope.to_headers()
+        event.topic,
+        value=encode(event),
+        key=event.subject().encode(),
+        headers=envelope.to_headers(),
     )
     return envelope
 
@@ -209,7 +214,6 @@ async def running_app(app: FastAPI, *, ready_timeout_s: float = 30.0) -> AsyncIt
                     raise AssertionError(f"service not ready: {response.text}")
                 await asyncio.sleep(0.1)
             yield client
-
 
 
 S = TypeVar("S", bound=ServiceSettings)

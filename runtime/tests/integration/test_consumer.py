@@ -15,6 +15,7 @@ from aidmesh_contracts.envelope import encode
 from aidmesh_contracts.examples import example
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
 from aidmesh_runtime.consumer import EventConsumer, Handler, HandlerContext
+from aidmesh_runtime.errors import Rejected
 from aiokafka import ConsumerRecord
 
 pytestmark = pytest.mark.integration
@@ -167,3 +168,81 @@ async def test_an_event_a_handler_publishes_is_caused_by_the_handled_one(
     published = {name: value for name, value in json.loads(row)}
     assert published["ce_causationid"] == handled["ce_id"].decode()
     assert published["ce_correlationid"] == handled["ce_correlationid"].decode()
+
+
+async def test_a_batch_is_handled_in_order_with_each_effect_written_once(
+    make_consumer: Callable[..., EventConsumer], delivered_record: Callable, effects_of: EffectsOf
+) -> None:
+    produced = [await delivered_record() for _ in range(5)]
+    records = [record for _, record in produced]
+
+    results = await make_consumer().process_batch([*records, records[2]])
+
+    assert [outcome for outcome, _ in results] == ["handled"] * 5 + ["duplicate"]
+    assert [await effects_of(event.delivery_id) for event, _ in produced] == [1] * 5
+
+
+async def test_a_record_rejected_mid_batch_is_dead_lettered_once_and_its_writes_undone(
+    make_consumer: Callable[..., EventConsumer],
+    delivered_record: Callable,
+    note_delivery: Handler,
+    effects_of: EffectsOf,
+    pool: asyncpg.Pool,
+) -> None:
+    produced = [await delivered_record() for _ in range(3)]
+    rejected_id = produced[1][0].delivery_id
+    calls: list[UUID] = []
+
+    async def refuse_the_second(event: AssistanceDelivered, ctx: HandlerContext) -> None:
+        calls.append(event.delivery_id)
+        await note_delivery(event, ctx)  # written before the refusal: must not stay
+        if event.delivery_id == rejected_id:
+            raise Rejected("over the entitlement")
+
+    consumer = make_consumer(handler=refuse_the_second, name="runtime-tests-batch-reject")
+    sent: list[int] = []
+    original_send = consumer._dead_letters.send
+
+    async def count_dead_letters(record: ConsumerRecord, **kwargs: object) -> None:
+        sent.append(record.offset)
+        await original_send(record, **kwargs)  # type: ignore[arg-type]
+
+    consumer._dead_letters.send = count_dead_letters  # type: ignore[method-assign]
+
+    results = await consumer.process_batch([record for _, record in produced])
+
+    assert [outcome for outcome, _ in results] == ["handled", "dead_lettered", "handled"]
+    assert [await effects_of(event.delivery_id) for event, _ in produced] == [1, 0, 1]
+    assert sent == [produced[1][1].offset]  # once, although the batch ran twice
+    assert calls.count(rejected_id) == 1
+    ce_id = UUID(dict(produced[1][1].headers)["ce_id"].decode())
+    assert not await pool.fetchval(
+        "SELECT 1 FROM inbox WHERE consumer = 'runtime-tests-batch-reject' AND event_id = $1",
+        ce_id,
+    )
+
+
+async def test_a_transient_failure_mid_batch_retries_the_whole_batch_without_double_effects(
+    make_consumer: Callable[..., EventConsumer],
+    delivered_record: Callable,
+    note_delivery: Handler,
+    effects_of: EffectsOf,
+) -> None:
+    produced = [await delivered_record() for _ in range(4)]
+    failed_once = False
+
+    async def flaky_on_the_third(event: AssistanceDelivered, ctx: HandlerContext) -> None:
+        nonlocal failed_once
+        await note_delivery(event, ctx)
+        if event.delivery_id == produced[2][0].delivery_id and not failed_once:
+            failed_once = True
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    consumer = make_consumer(handler=flaky_on_the_third)
+
+    results = await asyncio.wait_for(
+        consumer.process_batch([record for _, record in produced]), timeout=10
+    )
+
+    assert [outcome for outcome, _ in results] == ["handled"] * 4
+    assert [await effects_of(event.delivery_id) for event, _ in produced] == [1] * 4

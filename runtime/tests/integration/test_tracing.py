@@ -222,12 +222,10 @@ async def test_a_flow_is_one_trace_from_the_request_through_relay_consumer_and_h
     assert is_child(handle, process)
     # The handler's event continues the trace, so the next service's spans join it.
     assert await stored_traceparent(traced_pool, published[0]) == traceparent_of(handle)
-    # The inbox row is written in a database span of the consumer, without its values.
-    [inbox_insert] = [
-        s for s in spans if s.kind is SpanKind.CLIENT and "INTO inbox" in str(s.attributes)
-    ]
-    assert is_child(inbox_insert, process)
-    assert "db.statement.parameters" not in (inbox_insert.attributes or {})
+    # Database spans (the batch's inbox and outbox writes too) never carry their values.
+    database = [s for s in spans if s.kind is SpanKind.CLIENT]
+    assert database
+    assert not [s for s in database if "db.statement.parameters" in (s.attributes or {})]
     assert {s.context.trace_id for s in spans if s.context} == {request.context.trace_id}
 
     [noted] = [line for line in json_logs() if line["event"] == "delivery_noted"]

@@ -1,0 +1,279 @@
+"""The ceiling and one AidMesh hop, measured in the same run (issue 10, items 1 and 2).
+
+Raw aiokafka on our topic layout and message sizes (HouseholdRegistered events as the
+registration service encodes them: CloudEvents headers, JSON value, key = household id,
+six partitions):
+- produce: an idempotent producer (acks=all), sends in flight together;
+- consume: a consumer reading them back with getmany;
+- relay: consume-then-produce (each record to the need topic), offsets committed per batch.
+
+One AidMesh hop: the runtime's inbox consumer (a transaction per event with the inbox row),
+a handler that publishes one NeedAssessed through the outbox, and the outbox relay that
+publishes it. Events per second from the first input produced to the last output on Kafka,
+and its ratio to the raw relay's (target 0.5 or more).
+
+Settings: BENCH_EVENTS (20000). Needs the local Kafka and PostgreSQL and no other consumer
+of the household topic doing work (make bench stops the make up services, as make test does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+from aidmesh_contracts import (
+    Composition,
+    HouseholdRegistered,
+    Location,
+    NeedAssessed,
+    Sector,
+    encode,
+)
+from aidmesh_contracts.envelope import new_envelope
+from aidmesh_contracts.topics import HOUSEHOLD, NEED
+from aidmesh_runtime.consumer import HandlerContext
+from aidmesh_runtime.service import create_service_app
+from aidmesh_runtime.settings import ServiceSettings
+from aidmesh_runtime.testing import (
+    ADMIN_DSN,
+    KAFKA,
+    drop_database,
+    fresh_database,
+    running_app,
+    unique,
+)
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+TARGET_RATIO = 0.5
+
+
+class BenchSettings(ServiceSettings):
+    service_name = "bench"
+
+
+def records(n: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """n HouseholdRegistered records (key, value, headers), encoded by the contracts."""
+    now = datetime.now(UTC)
+    out = []
+    for _ in range(n):
+        event = HouseholdRegistered(
+            household_id=uuid4(),
+            registered_at=now,
+            channel="bulk_import",
+            location=Location(adm1_pcode="UA63", adm2_pcode="UA6312", adm3_pcode="UA6312001"),
+            displacement_status="idp",
+            size=4,
+            composition=Composition(female_18_59=1, female_60_plus=1, male_0_17=2),
+            vulnerabilities=frozenset({"female_headed", "chronic_illness"}),
+            consents=frozenset({"registration", "data_sharing", "referral"}),
+        )
+        envelope = new_envelope(event, source="/aidmesh/bench", time=now)
+        out.append((event.subject().encode(), encode(event), envelope.to_headers()))
+    return out
+
+
+async def produce_all(producer: AIOKafkaProducer, topic: str, batch: list[Any]) -> float:
+    """Send every record with up to 1000 in flight; seconds taken."""
+    started = time.perf_counter()
+    pending = []
+    for key, value, headers in batch:
+        pending.append(await producer.send(topic, key=key, value=value, headers=headers))
+        if len(pending) >= 1000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    return time.perf_counter() - started
+
+
+async def end_offsets(topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic))]
+        return await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+
+
+async def consume_from(
+    start: dict[TopicPartition, int], n: int, *, group: str | None = None
+) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False, max_poll_records=500
+    )
+    await consumer.start()
+    consumer.assign(list(start))
+    for tp, offset in start.items():
+        consumer.seek(tp, offset)
+    return consumer
+
+
+async def raw_consume(start: dict[TopicPartition, int], n: int) -> float:
+    consumer = await consume_from(start, n)
+    try:
+        seen = 0
+        started = time.perf_counter()
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000)
+            seen += sum(len(b) for b in batches.values())
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def raw_relay(start: dict[TopicPartition, int], n: int, producer: AIOKafkaProducer) -> float:
+    """Consume each record and produce one to the need topic; commit offsets per batch."""
+    consumer = await consume_from(start, n, group=unique("bench-raw-relay"))
+    try:
+        relayed = 0
+        started = time.perf_counter()
+        while relayed < n:
+            batches = await consumer.getmany(timeout_ms=1000)
+            sends = []
+            for batch in batches.values():
+                for record in batch:
+                    sends.append(
+                        await producer.send(
+                            NEED, key=record.key, value=record.value, headers=list(record.headers)
+                        )
+                    )
+            await asyncio.gather(*sends)
+            if batches:
+                await consumer.commit(
+                    {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}
+                )
+            relayed += len(sends)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def aidmesh_hop(batch: list[Any], producer: AIOKafkaProducer) -> dict[str, float]:
+    """The runtime's consumer → handler publishing via the outbox → relay → Kafka."""
+    settings = BenchSettings(
+        db_name=unique("aidmesh_bench"),
+        consumer_group=unique("bench-hop"),
+        consumer_offset_reset="latest",
+        relay_poll_interval_s=0.1,
+        otlp_endpoint="",  # traces off: measure the guarantees, not the exporter
+        log_level="WARNING",
+    )
+
+    async def assess(event: HouseholdRegistered, ctx: HandlerContext) -> None:
+        await ctx.outbox.add(
+            ctx.conn,
+            NeedAssessed(
+                assessment_id=ctx.new_id(),
+                household_id=event.household_id,
+                sector=Sector.SHELTER,
+                severity=3,
+                assessed_at=ctx.now(),
+                assessed_by="BENCH",
+            ),
+            caused_by=ctx.envelope,
+        )
+
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(
+            "DO $$ BEGIN CREATE ROLE aidmesh_bench LOGIN; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+    finally:
+        await admin.close()
+    await fresh_database(settings.database, owner="aidmesh_bench")
+    try:
+        with tempfile.TemporaryDirectory() as empty:
+            app = create_service_app(
+                settings=settings,
+                migrations=Path(empty),
+                handlers={HouseholdRegistered: assess},
+                title="bench",
+                description="one hop",
+            )
+            async with running_app(app):
+                started = time.perf_counter()
+                produce_s = await produce_all(producer, HOUSEHOLD, batch)
+                conn = await asyncpg.connect(settings.database_dsn)
+                try:
+                    while True:
+                        sent = await conn.fetchval(
+                            "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
+                        )
+                        if sent >= len(batch):
+                            break
+                        await asyncio.sleep(0.05)
+                finally:
+                    await conn.close()
+                total = time.perf_counter() - started
+        return {"seconds": total, "produce_seconds": produce_s}
+    finally:
+        await drop_database(settings.database)
+
+
+async def run(env: Any) -> dict[str, Any]:
+    n = env.setting("events", 20_000)
+    batch = records(n)
+    value_bytes = sum(len(v) for _, v, _ in batch) / n
+    header_bytes = sum(sum(len(k) + len(v) for k, v in h) for _, _, h in batch) / n
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        start = await end_offsets(HOUSEHOLD)
+        produce_s = await produce_all(producer, HOUSEHOLD, batch)
+        consume_s = await raw_consume(start, n)
+        relay_s = await raw_relay(start, n, producer)
+        hop = await aidmesh_hop(records(n), producer)
+    finally:
+        await producer.stop()
+    rates = {
+        "raw_produce_per_s": n / produce_s,
+        "raw_consume_per_s": n / consume_s,
+        "raw_relay_per_s": n / relay_s,
+        "aidmesh_hop_per_s": n / hop["seconds"],
+    }
+    ratio = rates["aidmesh_hop_per_s"] / rates["raw_relay_per_s"]
+    return {
+        "events": n,
+        "mean_value_bytes": round(value_bytes),
+        "mean_header_bytes": round(header_bytes),
+        **{k: round(v) for k, v in rates.items()},
+        "hop_to_raw_relay_ratio": round(ratio, 3),
+        "summary": {k: round(v) for k, v in rates.items()} | {"ratio": round(ratio, 3)},
+        "table": [
+            {
+                "figure": "raw aiokafka produce (acks=all)",
+                "value": f"{rates['raw_produce_per_s']:,.0f} events/s",
+            },
+            {
+                "figure": "raw aiokafka consume",
+                "value": f"{rates['raw_consume_per_s']:,.0f} events/s",
+            },
+            {
+                "figure": "raw consume-then-produce relay",
+                "value": f"{rates['raw_relay_per_s']:,.0f} events/s",
+            },
+            {
+                "figure": "AidMesh hop (inbox txn + outbox + relay)",
+                "value": f"{rates['aidmesh_hop_per_s']:,.0f} events/s",
+            },
+            {
+                "figure": "hop / raw relay",
+                "value": f"{ratio:.3f}",
+                "target": f">= {TARGET_RATIO}",
+                "met": ratio >= TARGET_RATIO,
+            },
+        ],
+        "notes": [
+            f"{n:,} HouseholdRegistered events, {value_bytes:.0f} B value + {header_bytes:.0f} B"
+            " headers on average, 6 partitions, one process, traces off.",
+        ],
+    }
