@@ -6,6 +6,9 @@ event into `effects`, a table with no unique constraint: an event applied twice 
 two rows, which a real service's own constraints would hide (or dead-letter).
 
 By default it reads AssistanceDelivered from the assistance topic. With
+`AIDMESH_EFFECTS_VISITS=true` it reads VisitScheduled from the health visit topic instead
+(one row per scheduled visit, the visit id as the delivery id): health schedules a visit per
+health need, and completes it only when a team reports, which no fault test plays. With
 `AIDMESH_EFFECTS_BURST_TOPIC` it reads a topic the test owns instead, where the same payload
 travels as the test-only type BURST_TYPE: a 20,000-event burst then reaches no other
 consumer on the shared broker (audit reads every catalogue topic) and stays on no shared
@@ -15,9 +18,9 @@ topic.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from aidmesh_contracts import AssistanceDelivered
+from aidmesh_contracts import AssistanceDelivered, VisitScheduled
 from aidmesh_contracts.base import Event, event
 from aidmesh_runtime.consumer import HandlerContext
 from aidmesh_runtime.service import create_service_app, serve
@@ -33,6 +36,7 @@ class EffectsSettings(ServiceSettings):
     default_http_port: ClassVar[int] = 19200
 
     burst_topic: str | None = None
+    visits: bool = False
 
 
 def burst_model(topic: str) -> type[Event]:
@@ -57,14 +61,28 @@ async def note_delivery(event: AssistanceDelivered, ctx: HandlerContext) -> None
     )
 
 
-def build_app(settings: EffectsSettings) -> FastAPI:
-    model = (
-        AssistanceDelivered if settings.burst_topic is None else burst_model(settings.burst_topic)
+async def note_visit(event: VisitScheduled, ctx: HandlerContext) -> None:
+    """The effect of one scheduled visit: one row, in the consumer's transaction."""
+    await ctx.conn.execute(
+        "INSERT INTO effects (event_id, delivery_id, household_id, quantity) "
+        "VALUES ($1, $2, $3, 1)",
+        ctx.envelope.id,
+        event.visit_id,
+        event.household_id,
     )
+
+
+def build_app(settings: EffectsSettings) -> FastAPI:
+    if settings.visits:
+        handlers: dict[type[Event], Any] = {VisitScheduled: note_visit}
+    elif settings.burst_topic is None:
+        handlers = {AssistanceDelivered: note_delivery}
+    else:
+        handlers = {burst_model(settings.burst_topic): note_delivery}
     return create_service_app(
         settings=settings,
         migrations=MIGRATIONS,
-        handlers={model: note_delivery},
+        handlers=handlers,
         title="AidMesh fault-injection effects",
         description="Test-only: one effect row per delivery, duplicates visible.",
     )

@@ -158,7 +158,9 @@ async def test_a_relay_killed_around_publish_loses_nothing_and_the_consumer_appl
         health_db, "SELECT count(*) FROM inbox WHERE event_id = ANY($1::uuid[])", list(ours)
     )
     dead_lettered = [  # ours: others may put poison on the shared topics
-        e for e in health.log_events("event_dead_lettered") if e.get("subject") == str(household_id)
+        e
+        for e in health.log_events("event_dead_lettered")
+        if e.get("household_id") == str(household_id)
     ]
     report(
         f"relay-crash-{crash_point.removeprefix('relay_').replace('_', '-')}",
