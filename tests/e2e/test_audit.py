@@ -19,10 +19,9 @@ pytestmark = pytest.mark.e2e
 REGISTERED = "org.aidmesh.registration.household.registered.v1"
 NEED = "org.aidmesh.assessment.need.assessed.v1"
 CASE_OPENED = "org.aidmesh.shelter.case.opened.v1"
-VISIT = "org.aidmesh.health.visit.completed.v1"
+VISIT = "org.aidmesh.health.visit.scheduled.v1"  # completed when the team reports it
 PROTECTION = "org.aidmesh.protection.case.opened.v1"
-DELIVERED = "org.aidmesh.assistance.assistance.delivered.v1"
-EXPECTED = {REGISTERED, NEED, CASE_OPENED, VISIT, PROTECTION, DELIVERED}
+EXPECTED = {REGISTERED, NEED, CASE_OPENED, VISIT, PROTECTION}
 
 HOUSEHOLD = {
     "channel": "hotline",
@@ -75,7 +74,7 @@ async def test_a_registered_household_shows_up_in_the_audit_timeline_and_the_led
     records = await events.wait_for(
         lambda rs: {r.envelope.type for r in rs} >= EXPECTED,
         select=lambda r: r.envelope is not None and r.envelope.correlationid == flow,
-        what="registration, needs, shelter case, visit, protection case, delivery",
+        what="registration, needs, shelter case, visit scheduled, protection case",
     )
     flow_ids = {str(r.envelope.id) for r in records if r.envelope and r.topic.endswith(".v1")}
 

@@ -20,6 +20,10 @@ REGISTERED = "org.aidmesh.registration.household.registered.v1"
 NEED = "org.aidmesh.assessment.need.assessed.v1"
 CASE_OPENED = "org.aidmesh.shelter.case.opened.v1"
 REPAIRED = "org.aidmesh.shelter.repair.completed.v1"
+DAMAGE_ASSESSED = "org.aidmesh.shelter.damage.assessed.v1"
+REPAIR_PLANNED = "org.aidmesh.shelter.repair.planned.v1"
+CASE_CLOSED = "org.aidmesh.shelter.case.closed.v1"
+VISIT_SCHEDULED = "org.aidmesh.health.visit.scheduled.v1"
 VISIT = "org.aidmesh.health.visit.completed.v1"
 PROTECTION = "org.aidmesh.protection.case.opened.v1"
 DELIVERED = "org.aidmesh.assistance.assistance.delivered.v1"
@@ -99,26 +103,53 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
     flow = UUID(registered["correlation_id"])
 
     await events.wait_for(
-        lambda rs: {REGISTERED, NEED, CASE_OPENED, VISIT, PROTECTION, DELIVERED}
+        lambda rs: {REGISTERED, NEED, CASE_OPENED, VISIT_SCHEDULED, PROTECTION}
         <= {r.envelope.type for r in rs},
         select=lambda r: r.envelope is not None and r.envelope.correlationid == flow,
-        what="registration, needs, shelter case, visit, protection case, health delivery",
+        what="registration, needs, shelter case, health visit scheduled, protection case",
     )
     case_id = await open_case_id(http, platform.url("shelter"), household_id)
+    # The shelter engineer assesses, the coordinator plans, the engineer reports it done.
+    shelter_case = f"{platform.url('shelter')}/cases/{case_id}"
+    assessed = await http.post(
+        shelter_case + "/assessment",
+        json={
+            "damage_level": "light",
+            "assessed_by": "ENG-KH-01",
+            "boq": [{"item_code": "window.pvc_double", "quantity": "5", "unit": "pcs",
+                     "unit_cost_uah": "2900.10"}],
+        },
+    )
+    assert assessed.status_code == 200, assessed.text
+    planned = await http.post(shelter_case + "/plan", json={"modality": "voucher"})
+    assert planned.status_code == 200, planned.text
     completion = await http.post(
-        f"{platform.url('shelter')}/cases/{case_id}/repair-completion",
-        json={"category": "light", "modality": "voucher", "value_uah": "14250.50"},
+        shelter_case + "/repair-completion",
+        json={"value_uah": "14250.50", "inspection_passed": True},
     )
     assert completion.status_code == 200, completion.text
+    # The mobile medical team reports its visit done, as the shelter engineer did the repair.
+    health = platform.url("health")
+    visits = await http.get(health + "/visits", params={"household_id": household_id})
+    [visit_id] = [v["visit_id"] for v in visits.json()]
+    visited = await http.post(
+        f"{health}/visits/{visit_id}/completion",
+        json={"services_delivered": ["mhpss"], "persons_seen": 2},
+    )
+    assert visited.status_code == 200, visited.text
     records = await events.wait_for(
-        lambda rs: len(of_type(rs, DELIVERED)) == 2 and len(of_type(rs, REPAIRED)) == 1,
+        lambda rs: len(of_type(rs, DELIVERED)) == 2
+        and len(of_type(rs, REPAIRED)) == 1
+        and len(of_type(rs, CASE_CLOSED)) == 1
+        and len(of_type(rs, VISIT)) == 1,
         select=lambda r: r.envelope is not None and r.envelope.correlationid == flow,
-        what="the shelter repair and its delivery",
+        what="the shelter repair, the completed visit and their deliveries",
     )
 
     counts = Counter(r.envelope.type for r in records)
     assert counts == {
-        REGISTERED: 1, NEED: 3, CASE_OPENED: 1, REPAIRED: 1, VISIT: 1, PROTECTION: 1, DELIVERED: 2
+        REGISTERED: 1, NEED: 3, CASE_OPENED: 1, DAMAGE_ASSESSED: 1, REPAIR_PLANNED: 1,
+        REPAIRED: 1, CASE_CLOSED: 1, VISIT_SCHEDULED: 1, VISIT: 1, PROTECTION: 1, DELIVERED: 2
     }
     # CloudEvents binary mode: every record carries the attributes as headers, the key is
     # the household id, and the value is the contract's JSON.
@@ -142,7 +173,11 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
     health_need = one(records, NEED, sector="health")
     protection_need = one(records, NEED, sector="protection")
     case_opened = one(records, CASE_OPENED)
+    damage_assessed = one(records, DAMAGE_ASSESSED)
+    repair_planned = one(records, REPAIR_PLANNED)
     repaired = one(records, REPAIRED)
+    case_closed = one(records, CASE_CLOSED)
+    visit_scheduled = one(records, VISIT_SCHEDULED)
     visit = one(records, VISIT)
     protection_case = one(records, PROTECTION)
     shelter_delivery = one(records, DELIVERED, sector="shelter")
@@ -155,9 +190,13 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
     for need in (shelter_need, health_need, protection_need):
         assert cause(need) == reg.envelope.id
     assert cause(case_opened) == shelter_need.envelope.id
-    assert cause(repaired) == case_opened.envelope.id
+    assert cause(damage_assessed) == case_opened.envelope.id
+    assert cause(repair_planned) == damage_assessed.envelope.id
+    assert cause(repaired) == repair_planned.envelope.id
     assert cause(shelter_delivery) == repaired.envelope.id
-    assert cause(visit) == health_need.envelope.id
+    assert cause(case_closed) == repaired.envelope.id
+    assert cause(visit_scheduled) == health_need.envelope.id
+    assert cause(visit) == visit_scheduled.envelope.id
     assert cause(health_delivery) == visit.envelope.id
     assert cause(protection_case) == protection_need.envelope.id
 

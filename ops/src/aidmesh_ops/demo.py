@@ -3,7 +3,11 @@
 1. generate households (demo_data: pure, seeded);
 2. note the broker's end offsets, so only this run's events count;
 3. register each household over registration's HTTP API;
-4. act as the shelter field engineer: report light and medium repairs as completed;
+4. act as the shelter field engineer: assess every shelter case (heavy damage is referred
+   to state compensation), plan and complete light and medium repairs; as the shelter
+   coordinator: give winterization kits, and ask for one kit twice to show the
+   duplicate-assistance guard refuse it; and as the mobile medical team: report the visits
+   health scheduled as done;
 5. watch the real topics until every household's expected events arrived (demo_flows);
 6. print what the platform did (demo_render) and exit 0, or 1 naming what is missing.
 
@@ -36,17 +40,26 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from .demo_data import DemoHousehold, RepairPlan, generate_households
+from .demo_data import (
+    DemoHousehold,
+    RepairPlan,
+    generate_households,
+    with_shelter_showcase,
+    with_winterization_kits,
+)
 from .demo_flows import (
+    DAMAGE_ASSESSED,
+    REPAIR_PLANNED,
     REPAIRED,
     STEP_ORDER,
+    VISITED,
     FlowTracker,
     Step,
     expected_steps,
     read_record,
     short,
 )
-from .demo_render import render_outcome, render_plan, render_summary
+from .demo_render import render_outcome, render_plan, render_shelter, render_summary
 
 READY_WAIT_S = 60.0
 SHELTER_POLL_S = 1.0
@@ -72,6 +85,7 @@ class DemoOptions:
     kafka: str
     timeout_s: float
     today: date
+    health_url: str = "http://127.0.0.1:8103"
 
 
 class DemoAborted(Exception):
@@ -79,7 +93,11 @@ class DemoAborted(Exception):
 
 
 async def run_demo(options: DemoOptions, console: Console) -> int:
-    households = generate_households(options.households, seed=options.seed, today=options.today)
+    households = with_winterization_kits(
+        with_shelter_showcase(
+            generate_households(options.households, seed=options.seed, today=options.today)
+        )
+    )
     render_plan(console, households, seed=options.seed)
     tracker = FlowTracker()
     watch = BrokerWatch(options.kafka)
@@ -111,6 +129,12 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
     finally:
         await watch.stop()
     render_summary(console, tracker)
+    render_shelter(
+        console,
+        tracker,
+        awaiting_consent=outcome.engineer.awaiting if outcome.engineer else {},
+        second_kit=outcome.coordinator.duplicate if outcome.coordinator else None,
+    )
     problems = outcome.problems(tracker, options)
     render_outcome(console, problems, flows=len(households))
     return 0 if not problems else 1
@@ -124,6 +148,8 @@ class Outcome:
     refused: list[tuple[int, int, str]] = field(default_factory=list)  # index, status, why
     unreachable: str | None = None
     engineer: ShelterEngineer | None = None
+    coordinator: ShelterCoordinator | None = None
+    team: HealthTeam | None = None
 
     def problems(self, tracker: FlowTracker, options: DemoOptions) -> list[str]:
         """What went wrong, each line naming the service and where to look."""
@@ -142,8 +168,10 @@ class Outcome:
             )
         for step, flows in tracker.missing_by_step():
             hint = HINTS[step.service].format(logs=LOGS)
-            if step == REPAIRED and self.engineer is not None:
+            if step in (DAMAGE_ASSESSED, REPAIR_PLANNED, REPAIRED) and self.engineer is not None:
                 hint = self.engineer.explain({f.household_id for f in flows}) or hint
+            if step == VISITED and self.team is not None:
+                hint = self.team.explain({f.household_id for f in flows}) or hint
             problems.append(
                 f"{step.service}: {len(flows)} household{'s' if len(flows) != 1 else ''} "
                 f"without {step.label}; {hint}"
@@ -156,6 +184,8 @@ class Outcome:
                 f"ce_correlationid ({'; '.join(kinds)}): the flow's correlation id was not "
                 "carried over, so they are not counted"
             )
+        if self.coordinator is not None:
+            problems += self.coordinator.problems()
         for letter in tracker.dead_letters:
             problems.append(
                 f"{letter.service}: dead-lettered {letter.event_type} from {letter.topic} "
@@ -187,6 +217,10 @@ async def _register_and_watch(
     )
     engineer = ShelterEngineer(http, options.shelter_url, say=progress.console.print)
     outcome.engineer = engineer
+    coordinator = ShelterCoordinator(http, options.shelter_url, say=progress.console.print)
+    outcome.coordinator = coordinator
+    team = HealthTeam(http, options.health_url, say=progress.console.print)
+    outcome.team = team
     bars = _Bars(progress)
     registration_done = asyncio.Event()
     flows_done = asyncio.Event()
@@ -199,7 +233,13 @@ async def _register_and_watch(
                 options.registration_url,
                 households,
                 on_registered=lambda h, household_id, correlation_id: _registered(
-                    h, household_id, correlation_id, tracker=tracker, engineer=engineer
+                    h,
+                    household_id,
+                    correlation_id,
+                    tracker=tracker,
+                    engineer=engineer,
+                    coordinator=coordinator,
+                    team=team,
                 ),
                 on_refused=lambda h, status, why: _refused(h, status, why, outcome, progress),
                 on_done=lambda: bars.advance_registration(),
@@ -237,6 +277,10 @@ async def _register_and_watch(
             asyncio.create_task(register(), name="register"),
             asyncio.create_task(consume(), name="consume"),
             asyncio.create_task(engineer.run(stop, registration_done), name="shelter-engineer"),
+            asyncio.create_task(
+                coordinator.run(stop, registration_done), name="shelter-coordinator"
+            ),
+            asyncio.create_task(team.run(stop, registration_done), name="mobile-medical-team"),
         ]
         await watch_flows()
         for task in tasks:
@@ -253,10 +297,18 @@ def _registered(
     *,
     tracker: FlowTracker,
     engineer: ShelterEngineer,
+    coordinator: ShelterCoordinator,
+    team: HealthTeam,
 ) -> None:
     tracker.add_flow(household, household_id=household_id, correlation_id=correlation_id)
     if household.repair is not None:
         engineer.expect(household_id, household.repair)
+    elif household.damage_level == "heavy":
+        engineer.expect_heavy(household_id)
+    if household.winterization_kit:
+        coordinator.expect(household_id)
+    if "health" in household.sectors:
+        team.expect(household_id, persons=household.size)
 
 
 def _refused(
@@ -283,7 +335,7 @@ class _Bars:
     def start(self, households: list[DemoHousehold]) -> None:
         add = self._progress.add_task
         self._registration = add("POST /households", total=len(households))
-        self._repairs = add("shelter engineer: repairs reported", total=0)
+        self._repairs = add("shelter engineer: cases worked", total=0)
         self._events = add("[bold]events seen[/]", total=None)
         self._flows = add("[bold]flows complete[/]", total=len(households))
         expected = {step for h in households for step in expected_steps(h)}
@@ -402,15 +454,22 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
-# ---- shelter field engineer ------------------------------------------------------------
+# ---- shelter field engineer and coordinator --------------------------------------------
+
+#: A heavy-damage assessment: no bill of quantities (shelter does not repair it).
+HEAVY_ASSESSMENT = {"damage_level": "heavy", "assessed_by": "ENG-DEMO-01", "boq": []}
+#: What a case's status means for the engineer: a step to take, or work done.
+ENGINEER_DONE = ("repaired", "referred", "awaiting_consent")
 
 
 class ShelterEngineer:
-    """Reports light and medium repairs as completed, once shelter has opened their cases.
-
-    Works from shelter's HTTP API, as a field engineer's tablet would: GET the open cases,
-    POST a repair completion for each of the demo's that is due. Tolerates shelter being
-    down: it says so once and keeps trying until told to stop.
+    """Works the demo's shelter cases through shelter's HTTP API, as a field engineer's
+    tablet (and the coordinator approving plans) would: finds each household's case in
+    GET /cases?status=open, assesses it (a bill of quantities), and for light and medium
+    damage plans the repair and reports it done and inspected. Heavy damage is only
+    assessed: shelter refers it to state compensation, or the case waits for the
+    household's consent. Tolerates shelter being down: it says so once and keeps trying
+    until told to stop; a case's status (GET /cases/{id}) says where to pick up again.
     """
 
     def __init__(
@@ -425,30 +484,34 @@ class ShelterEngineer:
         self._poll_s = poll_s
         self._base_url = base_url.rstrip("/")
         self.say = say
-        self._plans: dict[str, RepairPlan] = {}
+        self._jobs: dict[str, RepairPlan | None] = {}  # None: heavy damage, assessed only
+        self._case_of: dict[str, str] = {}  # household id -> case id
         self.delivered: dict[str, str] = {}  # household id -> delivery id
-        self.failed: dict[str, str] = {}  # household id -> why the report was refused
+        self.referred: dict[str, str] = {}  # household id -> referral id
+        self.awaiting: dict[str, str] = {}  # household id -> what its case waits for
+        self.failed: dict[str, str] = {}  # household id -> why a step was refused
         self.unreachable: str | None = None  # the last connection problem, if any
-        self._cases_seen: set[str] = set()
         self._said: set[str] = set()
 
     @property
     def expected(self) -> int:
-        return len(self._plans)
+        return len(self._jobs)
 
     @property
     def reported(self) -> int:
-        return len(self.delivered)
+        return len(self.delivered) + len(self.referred) + len(self.awaiting)
 
     def expect(self, household_id: str, plan: RepairPlan) -> None:
-        self._plans[household_id] = plan
+        """A light or medium repair to assess, plan and complete."""
+        self._jobs[household_id] = plan
 
-    def _due(self) -> dict[str, RepairPlan]:
-        return {
-            h: plan
-            for h, plan in self._plans.items()
-            if h not in self.delivered and h not in self.failed
-        }
+    def expect_heavy(self, household_id: str) -> None:
+        """Heavy damage to assess (shelter refers it on)."""
+        self._jobs[household_id] = None
+
+    def _due(self) -> dict[str, RepairPlan | None]:
+        done = self.delivered.keys() | self.referred.keys() | self.awaiting.keys()
+        return {h: job for h, job in self._jobs.items() if h not in done and h not in self.failed}
 
     async def run(self, stop: asyncio.Event, registration_done: asyncio.Event) -> None:
         while not stop.is_set():
@@ -460,38 +523,29 @@ class ShelterEngineer:
                 await asyncio.wait_for(stop.wait(), timeout=self._poll_s)
 
     async def _round(self) -> None:
-        cases = await self._open_cases()
-        if cases is None:
-            return
         due = self._due()
-        for case in cases:
-            household_id = str(case.get("household_id"))
-            if household_id not in due:
-                continue
-            self._cases_seen.add(household_id)
-            await self._report(str(case.get("case_id")), household_id, due[household_id], case)
+        if any(h not in self._case_of for h in due):
+            cases = await self._open_cases()
+            if cases is None:
+                return
+            for case in cases:
+                household_id = str(case.get("household_id"))
+                if household_id in due and household_id not in self._case_of:
+                    self._case_of[household_id] = str(case.get("case_id"))
+        for household_id, plan in due.items():
+            case_id = self._case_of.get(household_id)
+            if case_id is not None and not await self._work(household_id, case_id, plan):
+                return  # shelter is not answering: next round
 
     async def _open_cases(self) -> list[dict[str, Any]] | None:
-        """Every open case, page by page (heavy cases of earlier runs stay open, and the
-        list is sorted by severity, so the demo's light repairs may be pages away)."""
+        """Every open case, page by page (cases of earlier runs stay open, and the list is
+        sorted by priority, so the demo's cases may be pages away)."""
         cases: dict[str, dict[str, Any]] = {}
         for page in range(MAX_CASE_PAGES):
             params = {"status": "open", "limit": CASE_PAGE_SIZE, "offset": page * CASE_PAGE_SIZE}
-            try:
-                response = await self._http.get(f"{self._base_url}/cases", params=params)
-            except httpx.TransportError as exc:
-                self._unreachable(f"{type(exc).__name__}")
+            response = await self._get("/cases", params=params)
+            if response is None:
                 return None
-            if response.status_code != 200:
-                self._once(
-                    f"list:{response.status_code}",
-                    f"[yellow]shelter GET /cases?status=open answered HTTP "
-                    f"{response.status_code}: {response.text[:300]}[/]",
-                )
-                return None
-            if self.unreachable:
-                self.say("[green]shelter API is answering now[/]")
-                self.unreachable = None
             body = _json(response)
             if not isinstance(body, list):
                 self._once("list:shape", "[yellow]shelter GET /cases did not answer a list[/]")
@@ -506,34 +560,91 @@ class ShelterEngineer:
                 break
         return list(cases.values())
 
-    async def _report(
-        self, case_id: str, household_id: str, plan: RepairPlan, case: dict[str, Any]
-    ) -> None:
-        if case.get("damage_level") not in (None, plan.category):
-            self._once(
-                f"damage:{case_id}",
-                f"[yellow]case {short(case_id)} says damage {case.get('damage_level')}, "
-                f"the assessment said {plan.category}; reporting a {plan.category} repair[/]",
+    async def _work(self, household_id: str, case_id: str, plan: RepairPlan | None) -> bool:
+        """Take the case's next steps; False if shelter did not answer (try again later)."""
+        response = await self._get(f"/cases/{case_id}")
+        if response is None:
+            return False
+        case = _json(response) or {}
+        status = str(case.get("status"))
+        if status == "open":
+            answer = await self._post(
+                household_id,
+                case_id,
+                "assessment",
+                plan.assessment_body() if plan is not None else HEAVY_ASSESSMENT,
             )
-        url = f"{self._base_url}/cases/{case_id}/repair-completion"
+            if answer is None:
+                return household_id in self.failed
+            status = str(answer.get("status"))
+            if status == "referred":
+                self.referred[household_id] = str(answer.get("referral_id"))
+            elif status == "awaiting_consent":
+                self.awaiting[household_id] = str(answer.get("waiting_for"))
+        if plan is not None and status == "assessed":
+            if await self._post(household_id, case_id, "plan", plan.plan_body()) is None:
+                return household_id in self.failed
+            status = "planned"
+        if plan is not None and status == "planned":
+            answer = await self._post(
+                household_id, case_id, "repair-completion", plan.request_body()
+            )
+            if answer is None:
+                return household_id in self.failed
+            self.delivered[household_id] = str(answer.get("delivery_id"))
+            return True
+        if status not in ENGINEER_DONE:
+            self.failed[household_id] = f"case {short(case_id)} is {status}"
+            self.say(f"[red]shelter case {short(case_id)} is {status}: the demo cannot go on[/]")
+        elif status == "repaired" and plan is not None:  # completed in an earlier round
+            self.delivered[household_id] = str(case.get("delivery_id"))
+        elif status == "referred" and household_id not in self.referred:
+            self.referred[household_id] = str((case.get("referral") or {}).get("referral_id"))
+        elif status == "awaiting_consent" and household_id not in self.awaiting:
+            self.awaiting[household_id] = "the household's consent"
+        return True
+
+    async def _get(self, path: str, **kwargs: Any) -> httpx.Response | None:
         try:
-            response = await self._http.post(url, json=plan.request_body())
+            response = await self._http.get(self._base_url + path, **kwargs)
         except httpx.TransportError as exc:
-            self._unreachable(f"{type(exc).__name__}")
-            return
-        body = _json(response)
-        if response.status_code == 200 and isinstance(body, dict):
-            self.delivered[household_id] = str(body.get("delivery_id"))
-        elif response.status_code in (404, 409, 422):
-            why = f"HTTP {response.status_code}: {refusal_reason(response)}"
+            self._unreachable(type(exc).__name__)
+            return None
+        if response.status_code != 200:
+            self._once(
+                f"get:{response.status_code}",
+                f"[yellow]shelter GET {path} answered HTTP {response.status_code}: "
+                f"{response.text[:300]}[/]",
+            )
+            return None
+        if self.unreachable:
+            self.say("[green]shelter API is answering now[/]")
+            self.unreachable = None
+        return response
+
+    async def _post(
+        self, household_id: str, case_id: str, step: str, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The answer to one step; None if refused (`failed` says why) or to retry later."""
+        try:
+            response = await self._http.post(f"{self._base_url}/cases/{case_id}/{step}", json=body)
+        except httpx.TransportError as exc:
+            self._unreachable(type(exc).__name__)
+            return None
+        answer = _json(response)
+        if response.status_code == 200 and isinstance(answer, dict):
+            return answer
+        if response.status_code in (404, 409, 422):
+            why = f"{step}: HTTP {response.status_code}: {refusal_reason(response)}"
             self.failed[household_id] = why
-            self.say(f"[red]shelter refused the repair report for case {short(case_id)}:[/] {why}")
+            self.say(f"[red]shelter refused the {step} of case {short(case_id)}:[/] {why}")
         else:  # 5xx and the like: try again next round
             self._once(
-                f"post:{response.status_code}",
-                f"[yellow]shelter repair-completion answered HTTP {response.status_code}: "
+                f"post:{step}:{response.status_code}",
+                f"[yellow]shelter {step} answered HTTP {response.status_code}: "
                 f"{response.text[:300]} (will retry)[/]",
             )
+        return None
 
     def _unreachable(self, error: str) -> None:
         first = self.unreachable is None
@@ -550,28 +661,229 @@ class ShelterEngineer:
             self.say(message)
 
     def explain(self, missing: set[str]) -> str | None:
-        """Why RepairCompleted is missing for these households, as far as the engineer knows."""
-        if self.unreachable and not self.delivered:
+        """Why the engineer's steps are missing for these households, as far as it knows."""
+        if self.unreachable and not self.reported:
             return (
-                f"the demo could not report repairs: shelter API unreachable at "
+                f"the demo could not work the cases: shelter API unreachable at "
                 f"{self._base_url} ({self.unreachable}); see {LOGS}/shelter.log"
             )
-        never_open = [h for h in missing if h in self._due() and h not in self._cases_seen]
+        never_open = [h for h in missing if h in self._due() and h not in self._case_of]
         refused = [h for h in missing if h in self.failed]
-        reported = [h for h in missing if h in self.delivered]
+        reported = [h for h in missing if h in self.delivered or h in self.referred]
         parts = []
         if never_open:
             parts.append(f"{len(never_open)} never appeared in GET /cases?status=open")
         if refused:
-            parts.append(f"{len(refused)} repair reports refused (printed above)")
+            parts.append(f"{len(refused)} refused (printed above)")
         if reported:
             parts.append(
-                f"repair-completion answered 200 for {len(reported)}, but their RepairCompleted "
-                "did not arrive in the flow"
+                f"shelter answered 200 for {len(reported)}, but their events did not arrive "
+                "in the flow"
             )
         if not parts:
             return None
         return "; ".join(parts) + f"; see {LOGS}/shelter.log"
+
+
+class ShelterCoordinator:
+    """Gives winterization kits through shelter's HTTP API, as a shelter coordinator would,
+    then asks for a second kit for the first household in the same heating season, to show
+    the duplicate-assistance guard refuse it (HTTP 422 with the reason)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        *,
+        say: Callable[[str], None],
+        poll_s: float = SHELTER_POLL_S,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._poll_s = poll_s
+        self.say = say
+        self._households: list[str] = []
+        self.delivered: dict[str, str] = {}  # household id -> delivery id
+        self.failed: dict[str, str] = {}
+        #: The second kit asked for: (household id, HTTP status, shelter's answer).
+        self.duplicate: tuple[str, int, str] | None = None
+
+    def expect(self, household_id: str) -> None:
+        self._households.append(household_id)
+
+    def _due(self) -> list[str]:
+        return [h for h in self._households if h not in self.delivered and h not in self.failed]
+
+    def _duplicate_due(self) -> str | None:
+        if self.duplicate is not None:
+            return None
+        return next((h for h in self._households if h in self.delivered), None)
+
+    async def run(self, stop: asyncio.Event, registration_done: asyncio.Event) -> None:
+        while not stop.is_set():
+            if registration_done.is_set() and not self._due() and not self._duplicate_due():
+                return
+            for household_id in self._due():
+                if not await self._give(household_id):
+                    break
+            await self._ask_again()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._poll_s)
+        await self._ask_again()  # the flows may complete before the second request went out
+
+    async def _post(self, household_id: str) -> httpx.Response | None:
+        try:
+            return await self._http.post(
+                f"{self._base_url}/households/{household_id}/winterization-kits",
+                json={"kits": 1, "modality": "in_kind"},
+            )
+        except httpx.TransportError:
+            return None  # the engineer says when shelter is unreachable
+
+    async def _give(self, household_id: str) -> bool:
+        """One kit; False if shelter did not answer."""
+        response = await self._post(household_id)
+        if response is None:
+            return False
+        answer = _json(response)
+        if response.status_code == 201 and isinstance(answer, dict):
+            self.delivered[household_id] = str(answer.get("delivery_id"))
+        elif response.status_code in (409, 422):
+            self.failed[household_id] = f"HTTP {response.status_code}: {refusal_reason(response)}"
+            self.say(
+                f"[red]shelter refused a winterization kit for {short(household_id)}:[/] "
+                f"{self.failed[household_id]}"
+            )
+        # 404: shelter has not projected the household's registration yet; next round
+        return True
+
+    async def _ask_again(self) -> None:
+        household_id = self._duplicate_due()
+        if household_id is None:
+            return
+        response = await self._post(household_id)
+        if response is None or response.status_code not in (201, 409, 422):
+            return  # try again next round
+        answer = refusal_reason(response)
+        self.duplicate = (household_id, response.status_code, answer)
+        if response.status_code == 201:
+            self.say(
+                f"[red]shelter gave household {short(household_id)} a second winterization kit "
+                "in the same heating season: the duplicate-assistance guard did not hold[/]"
+            )
+        else:
+            self.say(
+                f"[green]second winterization kit for household {short(household_id)} refused "
+                f"as it should be (HTTP {response.status_code}):[/] {answer}"
+            )
+
+    def problems(self) -> list[str]:
+        if self.duplicate is not None and self.duplicate[1] == 201:
+            return [
+                f"shelter: a second winterization kit for household {short(self.duplicate[0])} "
+                "in the same heating season was accepted; the duplicate-assistance guard failed"
+            ]
+        if self.duplicate is None and self.delivered:
+            return [
+                f"shelter: the second winterization kit was never answered; see {LOGS}/shelter.log"
+            ]
+        return []
+
+
+# ---- mobile medical team ---------------------------------------------------------------
+
+
+class HealthTeam:
+    """Reports the visits health scheduled for the demo's households as done, as a mobile
+    medical team's tablet would: GET the household's scheduled visit, POST its completion
+    with the services planned and the household's members seen (clinical notes, which a
+    real team would add, stay in health's database: the demo sends none)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        *,
+        say: Callable[[str], None],
+        poll_s: float = SHELTER_POLL_S,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._poll_s = poll_s
+        self.say = say
+        self._persons: dict[str, int] = {}  # household id -> persons seen
+        self.completed: dict[str, str] = {}  # household id -> visit id
+        self.failed: dict[str, str] = {}  # household id -> why the report was refused
+        self.unreachable: str | None = None
+        self._scheduled_seen: set[str] = set()
+
+    def expect(self, household_id: str, *, persons: int) -> None:
+        self._persons[household_id] = max(1, min(persons, 99))
+
+    def _due(self) -> list[str]:
+        return [h for h in self._persons if h not in self.completed and h not in self.failed]
+
+    async def run(self, stop: asyncio.Event, registration_done: asyncio.Event) -> None:
+        while not stop.is_set():
+            if registration_done.is_set() and not self._due():
+                return
+            for household_id in self._due():
+                if stop.is_set() or not await self._visit(household_id):
+                    break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._poll_s)
+
+    async def _visit(self, household_id: str) -> bool:
+        """Report the household's visit if it is scheduled; False if health is unreachable."""
+        try:
+            listed = await self._http.get(
+                f"{self._base_url}/visits",
+                params={"household_id": household_id, "status": "scheduled"},
+            )
+            visits = _json(listed) if listed.status_code == 200 else None
+            if not isinstance(visits, list) or not visits:
+                return True  # not scheduled yet
+            self._scheduled_seen.add(household_id)
+            visit = visits[0]
+            response = await self._http.post(
+                f"{self._base_url}/visits/{visit['visit_id']}/completion",
+                json={
+                    "services_delivered": visit["services_planned"],
+                    "persons_seen": self._persons[household_id],
+                },
+            )
+        except httpx.TransportError as exc:
+            if self.unreachable is None:
+                self.say(
+                    f"[yellow]health API not reachable at {self._base_url} "
+                    f"({type(exc).__name__}); retrying until the deadline.[/]"
+                )
+            self.unreachable = type(exc).__name__
+            return False
+        self.unreachable = None
+        if response.status_code == 200:
+            self.completed[household_id] = str(visit["visit_id"])
+        elif response.status_code in (404, 409, 422):
+            why = f"HTTP {response.status_code}: {refusal_reason(response)}"
+            self.failed[household_id] = why
+            self.say(f"[red]health refused the visit report for {short(household_id)}:[/] {why}")
+        return True
+
+    def explain(self, missing: set[str]) -> str | None:
+        """Why VisitCompleted is missing for these households, as far as the team knows."""
+        if self.unreachable and not self.completed:
+            return f"the demo could not report visits: health API unreachable at {self._base_url}"
+        never = [h for h in missing if h not in self._scheduled_seen]
+        refused = [h for h in missing if h in self.failed]
+        parts = []
+        if never:
+            parts.append(
+                f"{len(never)} never had a scheduled visit (GET /capacity shows the backlog:"
+                " no team for the oblast or no room)"
+            )
+        if refused:
+            parts.append(f"{len(refused)} visit reports refused (printed above)")
+        return "; ".join(parts) + f"; see {LOGS}/health.log" if parts else None
 
 
 # ---- broker ----------------------------------------------------------------------------

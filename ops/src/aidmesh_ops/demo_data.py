@@ -117,18 +117,47 @@ class Need:
 
 @dataclass(frozen=True)
 class RepairPlan:
-    """What the shelter field engineer will report when the repair is done."""
+    """What the shelter field engineer assesses, plans and reports when the repair is done."""
 
     category: str  # = the damage level: light or medium
     modality: str  # in_kind or voucher
     value_uah: Decimal
     partner_org: str = "IOM"
+    engineer_team: str = "ENG-DEMO-01"
 
-    def request_body(self) -> dict[str, str]:
+    def assessment_body(self) -> dict[str, Any]:
+        """`POST /cases/{id}/assessment`: a bill of quantities (materials and labour) that
+        adds up to the repair's value."""
+        materials = (self.value_uah * Decimal("0.7")).quantize(Decimal("0.01"))
+        labour = self.value_uah - materials
         return {
-            "category": self.category,
-            "modality": self.modality,
+            "damage_level": self.category,
+            "assessed_by": self.engineer_team,
+            "boq": [
+                {
+                    "item_code": f"materials.{self.category}_repair",
+                    "quantity": "1",
+                    "unit": "lot",
+                    "unit_cost_uah": f"{materials:.2f}",
+                },
+                {
+                    "item_code": f"labour.{self.category}_repair",
+                    "quantity": "1",
+                    "unit": "lot",
+                    "unit_cost_uah": f"{labour:.2f}",
+                },
+            ],
+        }
+
+    def plan_body(self) -> dict[str, str]:
+        """`POST /cases/{id}/plan`: the modality; the budget is the engineer's estimate."""
+        return {"modality": self.modality}
+
+    def request_body(self) -> dict[str, Any]:
+        """`POST /cases/{id}/repair-completion`: the repair done and inspected."""
+        return {
             "value_uah": f"{self.value_uah:.2f}",
+            "inspection_passed": True,
             "partner_org": self.partner_org,
         }
 
@@ -149,6 +178,9 @@ class DemoHousehold:
     consents: frozenset[str]
     needs: tuple[Need, ...]
     repair: RepairPlan | None = None
+    #: The shelter coordinator gives this household a winterization kit (and, for the
+    #: first one, tries a second kit to show the duplicate-assistance guard refuse it).
+    winterization_kit: bool = False
 
     @property
     def size(self) -> int:
@@ -193,6 +225,46 @@ class DemoHousehold:
                 for n in self.needs
             ],
         }
+
+
+def with_shelter_showcase(households: list[DemoHousehold]) -> list[DemoHousehold]:
+    """Make sure a run shows shelter's main paths, whatever the seed: at least one light
+    repair, and (with two households or more) heavy damage of a household that consented to
+    referral. Households are changed only if no generated one already does."""
+    chosen = list(households)
+    if not chosen:
+        return chosen
+
+    def with_shelter_need(h: DemoHousehold, damage: str) -> DemoHousehold:
+        need = Need(
+            "shelter",
+            4 if damage == "heavy" else 3,
+            {"damage_level": damage, "tenure": "owner", "heating_available": False},
+        )
+        others = tuple(n for n in h.needs if n.sector != "shelter")
+        return replace(h, needs=(need, *others))
+
+    if not any(h.damage_level == "light" for h in chosen):
+        light = with_shelter_need(chosen[0], "light")
+        chosen[0] = replace(light, repair=RepairPlan("light", "voucher", Decimal("12400.00")))
+    heavy_referred = any(h.damage_level == "heavy" and "referral" in h.consents for h in chosen)
+    if len(chosen) >= 2 and not heavy_referred:
+        lights = [i for i, h in enumerate(chosen) if h.damage_level == "light"]
+        last = next(i for i in reversed(range(len(chosen))) if lights != [i])  # keep a light
+        heavy = with_shelter_need(chosen[last], "heavy")
+        chosen[last] = replace(heavy, repair=None, consents=heavy.consents | {"referral"})
+    return chosen
+
+
+def with_winterization_kits(households: list[DemoHousehold], count: int = 2) -> list[DemoHousehold]:
+    """Mark the first `count` households the field engineer does not repair (heavy damage
+    first, then households without a shelter need) for a winterization kit."""
+    candidates = sorted(
+        (h for h in households if h.repair is None),
+        key=lambda h: (h.damage_level != "heavy", h.index),
+    )
+    chosen = {h.index for h in candidates[:count]}
+    return [replace(h, winterization_kit=True) if h.index in chosen else h for h in households]
 
 
 def generate_households(n: int, *, seed: int, today: date) -> list[DemoHousehold]:

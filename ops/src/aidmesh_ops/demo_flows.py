@@ -18,10 +18,17 @@ from aidmesh_contracts.base import Event
 from aidmesh_contracts.envelope import Envelope, EnvelopeError, PayloadError, decode
 from aidmesh_contracts.events.assessment import NeedAssessed
 from aidmesh_contracts.events.assistance import AssistanceDelivered
-from aidmesh_contracts.events.health import VisitCompleted
+from aidmesh_contracts.events.health import VisitCompleted, VisitScheduled
 from aidmesh_contracts.events.protection import ProtectionCaseOpened
+from aidmesh_contracts.events.referral import ReferralRequested
 from aidmesh_contracts.events.registration import HouseholdRegistered
-from aidmesh_contracts.events.shelter import RepairCompleted, ShelterCaseOpened
+from aidmesh_contracts.events.shelter import (
+    DamageAssessed,
+    RepairCompleted,
+    RepairPlanned,
+    ShelterCaseClosed,
+    ShelterCaseOpened,
+)
 
 from .demo_data import DemoHousehold
 
@@ -50,9 +57,14 @@ class Step:
 
 REGISTERED = Step("HouseholdRegistered", "registration")
 SHELTER_OPENED = Step("ShelterCaseOpened", "shelter")
+DAMAGE_ASSESSED = Step("DamageAssessed", "shelter")  # reported by the demo's field engineer
+COMPENSATION_REFERRAL = Step("ReferralRequested:external.state_compensation", "shelter")
+REPAIR_PLANNED = Step("RepairPlanned", "shelter")
 REPAIRED = Step("RepairCompleted", "shelter")
 SHELTER_DELIVERED = Step("AssistanceDelivered:shelter", "shelter")
-VISITED = Step("VisitCompleted", "health")
+SHELTER_CLOSED = Step("ShelterCaseClosed", "shelter")
+VISIT_SCHEDULED = Step("VisitScheduled", "health")
+VISITED = Step("VisitCompleted", "health")  # reported by the demo acting as the team
 HEALTH_DELIVERED = Step("AssistanceDelivered:health", "health")
 PROTECTION_OPENED = Step("ProtectionCaseOpened", "protection")
 
@@ -68,8 +80,13 @@ STEP_ORDER: tuple[Step, ...] = (
     need_step("health"),
     need_step("protection"),
     SHELTER_OPENED,
+    DAMAGE_ASSESSED,
+    COMPENSATION_REFERRAL,
+    REPAIR_PLANNED,
     REPAIRED,
     SHELTER_DELIVERED,
+    SHELTER_CLOSED,
+    VISIT_SCHEDULED,
     VISITED,
     HEALTH_DELIVERED,
     PROTECTION_OPENED,
@@ -80,12 +97,16 @@ def expected_steps(household: DemoHousehold) -> tuple[Step, ...]:
     """The events that registering this household must lead to, across all services."""
     steps = [REGISTERED, *(need_step(n.sector) for n in household.needs)]
     if "shelter" in household.sectors:
-        steps.append(SHELTER_OPENED)
-        if household.repair is not None:  # light or medium: repaired by the field engineer
-            steps += [REPAIRED, SHELTER_DELIVERED]
-        # heavy damage stays open: it goes to the state compensation programme later
+        steps += [SHELTER_OPENED, DAMAGE_ASSESSED]  # the field engineer assesses every case
+        if household.repair is not None:  # light or medium: planned, repaired, closed
+            steps += [REPAIR_PLANNED, REPAIRED, SHELTER_DELIVERED, SHELTER_CLOSED]
+        elif "referral" in household.consents:  # heavy: to state compensation, case open
+            steps.append(COMPENSATION_REFERRAL)
+        # heavy damage without consent to referral stays open, awaiting that consent
+    if household.winterization_kit and SHELTER_DELIVERED not in steps:
+        steps.append(SHELTER_DELIVERED)  # the coordinator's winterization kit
     if "health" in household.sectors:
-        steps += [VISITED, HEALTH_DELIVERED]
+        steps += [VISIT_SCHEDULED, VISITED, HEALTH_DELIVERED]
     if "protection" in household.sectors:
         steps.append(PROTECTION_OPENED)
     return tuple(steps)
@@ -117,6 +138,8 @@ class SeenEvent:
         sector = getattr(self.payload, "sector", None)
         if isinstance(self.payload, NeedAssessed | AssistanceDelivered) and sector is not None:
             return f"{self.name}:{sector.value}"
+        if isinstance(self.payload, ReferralRequested):
+            return f"{self.name}:{self.payload.to}"
         return self.name
 
     @property
@@ -398,6 +421,34 @@ def source_of(service: str) -> str:
     return f"/aidmesh/{service}"
 
 
+@dataclass
+class ShelterTotals:
+    """What shelter did for the demo's households, from the events of their flows."""
+
+    repairs: int = 0
+    repair_value: Decimal = Decimal("0.00")
+    referred: int = 0  # heavy damage referred to another programme
+    kits: int = 0
+
+
+def shelter_totals(flows: Iterable[Flow]) -> ShelterTotals:
+    totals = ShelterTotals()
+    for flow in flows:
+        for event in flow.events:
+            payload = event.payload
+            if isinstance(payload, RepairCompleted):
+                totals.repairs += 1
+                totals.repair_value += payload.value.amount
+            elif isinstance(payload, ReferralRequested) and payload.from_sector.value == "shelter":
+                totals.referred += 1
+            elif (
+                isinstance(payload, AssistanceDelivered)
+                and payload.activity == "shelter.winterization_kit"
+            ):
+                totals.kits += 1
+    return totals
+
+
 def assistance_by_sector(flows: Iterable[Flow]) -> list[SectorTotals]:
     totals: dict[str, SectorTotals] = {}
     for flow in flows:
@@ -506,12 +557,32 @@ def describe(event: SeenEvent) -> str:
         return f"{p.sector.value} severity={p.severity}{details}"
     if isinstance(p, ShelterCaseOpened):
         return f"case {short(str(p.case_id))} damage={p.damage_level.value} severity={p.severity}"
+    if isinstance(p, DamageAssessed):
+        return (
+            f"{p.damage_level.value} damage, estimate {uah(p.estimated_cost.amount)} "
+            f"({p.boq_lines} BoQ lines) by {p.assessed_by}"
+        )
+    if isinstance(p, RepairPlanned):
+        return (
+            f"{p.category.value} repair, {p.modality.value}, budget {uah(p.budget.amount)} "
+            f"(cap {uah(p.cap.amount)}), priority {p.priority}"
+        )
+    if isinstance(p, ShelterCaseClosed):
+        return f"case {short(str(p.case_id))} closed: {p.reason_code}"
+    if isinstance(p, ReferralRequested):
+        return (
+            f"{p.from_sector.value} → {p.to}: {p.reason_code}, {p.urgency.value}, "
+            f"consent {p.consent_purpose.value} checked"
+        )
     if isinstance(p, RepairCompleted):
         return f"{p.category.value} repair, {p.modality.value}, {uah(p.value.amount)}"
     if isinstance(p, AssistanceDelivered):
         value = f", {uah(p.value.amount)}" if p.value is not None else ""
         persons = f"{p.persons_reached} person{'' if p.persons_reached == 1 else 's'}"
         return f"{p.activity} {p.modality.value}, {persons}{value}"
+    if isinstance(p, VisitScheduled):
+        services = ", ".join(sorted(p.services_planned))
+        return f"team {p.team_code} on {p.scheduled_for}: {services}; priority {p.priority}"
     if isinstance(p, VisitCompleted):
         services = ", ".join(sorted(p.services_delivered))
         return f"team {p.team_code}: {services}; {p.persons_seen} seen"

@@ -25,6 +25,7 @@ from .demo_flows import (
     flow_latencies_ms,
     median,
     sample_flows,
+    shelter_totals,
     short,
     timeline,
     uah,
@@ -172,6 +173,50 @@ def _timeline_table(flow: Flow, *, wide: bool) -> Table:
     if missing:
         table.caption = "missing: " + ", ".join(s.label for s in missing)
     return table
+
+
+def render_shelter(
+    console: Console,
+    tracker: FlowTracker,
+    *,
+    awaiting_consent: dict[str, str],
+    second_kit: tuple[str, int, str] | None,
+) -> None:
+    """Shelter's lifecycle at a glance: repairs, heavy damage referred, winterization kits,
+    and what shelter answered to a second kit in the same heating season."""
+    totals = shelter_totals(tracker.flows)
+    table = Table(title="Shelter: repairs, referrals, winterization", title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("detail", overflow="fold")
+    table.add_row(
+        "light and medium repairs: assessed, planned within the cap, completed",
+        str(totals.repairs),
+        uah(totals.repair_value) if totals.repairs else "-",
+    )
+    table.add_row(
+        "heavy damage referred to external.state_compensation (case open for follow-up)",
+        str(totals.referred),
+        "",
+    )
+    reasons = sorted(set(awaiting_consent.values()))
+    table.add_row(
+        "heavy damage awaiting the household's consent to referral",
+        str(len(awaiting_consent)),
+        "; ".join(reasons),
+    )
+    table.add_row("winterization kits delivered", str(totals.kits), "")
+    if second_kit is None:
+        table.add_row("second kit, same heating season", "-", "not asked")
+    else:
+        household_id, status, answer = second_kit
+        verdict = (
+            f"[green]refused, HTTP {status}:[/] {answer}"
+            if status != 201
+            else "[red]accepted: the duplicate-assistance guard failed[/]"
+        )
+        table.add_row(f"second kit, same heating season ({short(household_id)}…)", "1", verdict)
+    console.print(table)
 
 
 def render_outcome(console: Console, problems: Sequence[str], *, flows: int) -> None:

@@ -14,6 +14,8 @@ from aidmesh_ops.demo_data import (
     DemoHousehold,
     fathers,
     generate_households,
+    with_shelter_showcase,
+    with_winterization_kits,
 )
 
 TODAY = date(2026, 11, 23)
@@ -170,6 +172,44 @@ def test_repairs_are_planned_for_light_and_medium_damage_only(
             assert re.fullmatch(r"\d+\.\d\d", repair.request_body()["value_uah"])
         else:
             assert household.repair is None
+
+
+def test_a_repair_s_bill_of_quantities_adds_up_to_its_value(
+    households: list[DemoHousehold],
+) -> None:
+    for household in households:
+        if household.repair is not None:
+            body = household.repair.assessment_body()
+            total = sum(Decimal(line["unit_cost_uah"]) for line in body["boq"])
+            assert total == household.repair.value_uah
+            assert body["damage_level"] == household.repair.category
+
+
+def test_every_run_shows_a_light_repair_and_a_heavy_damage_referral() -> None:
+    for seed in range(40):
+        households = with_shelter_showcase(generate_households(3, seed=seed, today=TODAY))
+
+        assert any(h.damage_level == "light" and h.repair is not None for h in households)
+        assert any(
+            h.damage_level == "heavy" and h.repair is None and "referral" in h.consents
+            for h in households
+        )
+
+
+def test_households_that_already_show_both_paths_are_left_as_they_are(
+    households: list[DemoHousehold],
+) -> None:
+    assert with_shelter_showcase(households) == households
+
+
+def test_winterization_kits_go_to_households_the_engineer_does_not_repair(
+    households: list[DemoHousehold],
+) -> None:
+    marked = [h for h in with_winterization_kits(households) if h.winterization_kit]
+
+    assert len(marked) == 2
+    assert all(h.repair is None for h in marked)
+    assert marked[0].damage_level == "heavy"
 
 
 def _stem(surname: str) -> str:

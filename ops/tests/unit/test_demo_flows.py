@@ -13,7 +13,13 @@ from aidmesh_contracts.envelope import Envelope, encode, new_envelope
 from aidmesh_contracts.events.assessment import NeedAssessed, ShelterNeedDetails
 from aidmesh_contracts.events.assistance import AssistanceDelivered
 from aidmesh_contracts.events.registration import Composition, HouseholdRegistered
-from aidmesh_contracts.events.shelter import RepairCompleted, ShelterCaseOpened
+from aidmesh_contracts.events.shelter import (
+    DamageAssessed,
+    RepairCompleted,
+    RepairPlanned,
+    ShelterCaseClosed,
+    ShelterCaseOpened,
+)
 from aidmesh_ops.demo_data import DemoHousehold, Need, RepairPlan, generate_households
 from aidmesh_ops.demo_flows import (
     DeadLetter,
@@ -25,19 +31,22 @@ from aidmesh_ops.demo_flows import (
     counts_by_type,
     expected_steps,
     read_record,
+    shelter_totals,
     timeline,
 )
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
-def shelter_household(damage: str = "light") -> DemoHousehold:
+def shelter_household(
+    damage: str = "light", consents: frozenset[str] = frozenset({"registration", "referral"})
+) -> DemoHousehold:
     base = generate_households(1, seed=3, today=date(2026, 11, 23))[0]
     need = Need(
         "shelter", 3, {"damage_level": damage, "tenure": "owner", "heating_available": True}
     )
     repair = RepairPlan(damage, "voucher", Decimal("12500.00")) if damage != "heavy" else None
-    return replace(base, needs=(need,), repair=repair, adm1_pcode="UA63")
+    return replace(base, needs=(need,), repair=repair, adm1_pcode="UA63", consents=consents)
 
 
 class Flowing:
@@ -110,6 +119,35 @@ class Flowing:
             caused_by=need_env,
             at_ms=40,
         )
+        assessed, assessed_env = self.record(
+            DamageAssessed(
+                case_id=case_id,
+                household_id=hid,
+                damage_level="light",
+                estimated_cost={"amount": Decimal("12500.00")},
+                boq_lines=2,
+                assessed_by="ENG-DEMO-01",
+                assessed_at=T0,
+            ),
+            source="/aidmesh/shelter",
+            caused_by=opened_env,
+            at_ms=300,
+        )
+        planned, planned_env = self.record(
+            RepairPlanned(
+                case_id=case_id,
+                household_id=hid,
+                category="light",
+                modality="voucher",
+                budget={"amount": Decimal("12500.00")},
+                cap={"amount": Decimal("30000.00")},
+                priority=42,
+                planned_at=T0,
+            ),
+            source="/aidmesh/shelter",
+            caused_by=assessed_env,
+            at_ms=600,
+        )
         repaired, repaired_env = self.record(
             RepairCompleted(
                 case_id=case_id,
@@ -120,7 +158,7 @@ class Flowing:
                 completed_at=T0,
             ),
             source="/aidmesh/shelter",
-            caused_by=opened_env,
+            caused_by=planned_env,
             at_ms=900,
         )
         delivered, _ = self.record(
@@ -142,23 +180,54 @@ class Flowing:
             caused_by=repaired_env,
             at_ms=905,
         )
-        return [registered, need, opened, repaired, delivered]
+        closed, _ = self.record(
+            ShelterCaseClosed(
+                case_id=case_id, household_id=hid, reason_code="repaired", closed_at=T0
+            ),
+            source="/aidmesh/shelter",
+            caused_by=repaired_env,
+            at_ms=906,
+        )
+        return [registered, need, opened, assessed, planned, repaired, delivered, closed]
 
 
-def test_a_light_damage_household_expects_a_repair_and_a_delivery() -> None:
+def test_a_light_damage_household_expects_an_assessment_a_plan_a_repair_and_a_delivery() -> None:
     keys = [s.key for s in expected_steps(shelter_household("light"))]
     assert keys == [
         "HouseholdRegistered",
         "NeedAssessed:shelter",
         "ShelterCaseOpened",
+        "DamageAssessed",
+        "RepairPlanned",
         "RepairCompleted",
         "AssistanceDelivered:shelter",
+        "ShelterCaseClosed",
     ]
 
 
-def test_a_heavy_damage_household_expects_only_an_open_case() -> None:
+def test_a_heavy_damage_household_expects_a_referral_to_state_compensation() -> None:
     keys = [s.key for s in expected_steps(shelter_household("heavy"))]
-    assert keys == ["HouseholdRegistered", "NeedAssessed:shelter", "ShelterCaseOpened"]
+    assert keys == [
+        "HouseholdRegistered",
+        "NeedAssessed:shelter",
+        "ShelterCaseOpened",
+        "DamageAssessed",
+        "ReferralRequested:external.state_compensation",
+    ]
+
+
+def test_heavy_damage_without_consent_to_referral_expects_only_the_assessment() -> None:
+    household = shelter_household("heavy", consents=frozenset({"registration"}))
+
+    keys = [s.key for s in expected_steps(household)]
+
+    assert keys[-2:] == ["ShelterCaseOpened", "DamageAssessed"]
+
+
+def test_a_household_given_a_winterization_kit_expects_a_shelter_delivery() -> None:
+    household = replace(shelter_household("heavy"), winterization_kit=True)
+
+    assert [s.key for s in expected_steps(household)][-1] == "AssistanceDelivered:shelter"
 
 
 def test_a_flow_completes_when_all_its_events_arrived() -> None:
@@ -170,7 +239,7 @@ def test_a_flow_completes_when_all_its_events_arrived() -> None:
     )
     for event in events[:-1]:
         tracker.observe(event)
-    assert [s.key for s in flow.missing()] == ["AssistanceDelivered:shelter"]
+    assert [s.key for s in flow.missing()] == ["ShelterCaseClosed"]
     tracker.observe(events[-1])
     assert flow.complete and tracker.all_complete
 
@@ -209,7 +278,7 @@ def test_other_flows_are_ignored_but_strays_about_our_households_are_reported() 
         tracker.observe(event)
     # The same household's repair, published under a brand-new correlation id:
     stray, _ = Flowing(ours).record(
-        our_events[3].payload, source="/aidmesh/shelter", caused_by=None, at_ms=1000
+        our_events[5].payload, source="/aidmesh/shelter", caused_by=None, at_ms=1000
     )
     tracker.observe(stray)
     assert tracker.flows[0].events == []
@@ -230,10 +299,15 @@ def test_the_timeline_indents_each_event_under_its_cause() -> None:
         ("HouseholdRegistered", 0, 0),
         ("NeedAssessed", 1, 2),
         ("ShelterCaseOpened", 2, 40),
-        ("RepairCompleted", 3, 900),
-        ("AssistanceDelivered", 4, 905),
+        ("DamageAssessed", 3, 300),
+        ("RepairPlanned", 4, 600),
+        ("RepairCompleted", 5, 900),
+        ("AssistanceDelivered", 6, 905),
+        ("ShelterCaseClosed", 6, 906),
     ]
-    assert "12 500.00 UAH" in rows[-1].detail
+    assert "12 500.00 UAH" in rows[-2].detail
+    assert "budget 12 500.00 UAH (cap 30 000.00 UAH), priority 42" in rows[4].detail
+    assert rows[-1].detail.endswith("closed: repaired")
 
 
 def test_summaries_count_events_money_and_oblasts() -> None:
@@ -253,6 +327,13 @@ def test_summaries_count_events_money_and_oblasts() -> None:
         "shelter",
         Decimal("12500.00"),
         2,
+    )
+    repairs = shelter_totals(tracker.flows)
+    assert (repairs.repairs, repairs.repair_value, repairs.referred, repairs.kits) == (
+        1,
+        Decimal("12500.00"),
+        0,
+        0,
     )
     [kharkiv] = by_oblast(tracker.flows)
     assert (kharkiv.pcode, kharkiv.households, kharkiv.needs, kharkiv.deliveries) == (

@@ -1,4 +1,5 @@
-"""The demo's HTTP side (registration client, shelter field engineer) against fake APIs."""
+"""The demo's HTTP side (registration client, shelter field engineer and coordinator)
+against fake APIs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from decimal import Decimal
 from uuid import uuid4
 
 import httpx
-from aidmesh_ops.demo import ShelterEngineer, refusal_reason, register_all
+from aidmesh_ops.demo import ShelterCoordinator, ShelterEngineer, refusal_reason, register_all
 from aidmesh_ops.demo_data import RepairPlan, generate_households
 
 HOUSEHOLDS = generate_households(4, seed=5, today=date(2026, 11, 23))
@@ -59,39 +60,109 @@ def test_a_refusal_without_json_shows_the_text() -> None:
     )
 
 
-async def test_the_engineer_reports_repairs_of_open_cases_only_once() -> None:
-    household_id, other_id, case_id = str(uuid4()), str(uuid4()), str(uuid4())
-    posted = []
+class FakeShelter:
+    """Shelter's case API in memory: cases move open → assessed → planned → repaired (or
+    referred / awaiting_consent for heavy damage) as the engineer posts its steps."""
 
-    def shelter(request: httpx.Request) -> httpx.Response:
+    def __init__(self, cases: list[dict[str, str]], *, heavy_answer: str = "referred") -> None:
+        self.cases = {c["case_id"]: {"status": "open"} | c for c in cases}
+        self.heavy_answer = heavy_answer
+        self.posted: list[tuple[str, str, dict]] = []  # case id, step, body
+        self.kits: list[str] = []  # households given a winterization kit
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.strip("/").split("/")
+        if request.method == "GET" and parts == ["cases"]:
+            status = request.url.params["status"]
+            limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
+            listed = [c for c in self.cases.values() if c["status"] == status]
+            return httpx.Response(200, json=listed[offset : offset + limit])
         if request.method == "GET":
-            assert request.url.params["status"] == "open"
-            cases = [
-                {"case_id": case_id, "household_id": household_id, "damage_level": "light"},
-                {"case_id": str(uuid4()), "household_id": other_id, "damage_level": "heavy"},
-            ]
-            open_cases = [c for c in cases if c["case_id"] not in {p[0] for p in posted}]
-            return httpx.Response(200, json=open_cases)
-        posted.append((request.url.path.split("/")[2], json.loads(request.content)))
-        return httpx.Response(200, json={"case_id": case_id, "delivery_id": str(uuid4())})
+            return httpx.Response(200, json=self.cases[parts[1]])
+        if parts[0] == "households":
+            return self.kit(parts[1])
+        case, step, body = self.cases[parts[1]], parts[2], json.loads(request.content)
+        self.posted.append((parts[1], step, body))
+        if step == "assessment":
+            heavy = body["damage_level"] == "heavy"
+            case["status"] = self.heavy_answer if heavy else "assessed"
+            answer = {
+                "status": case["status"],
+                "referral_id": "r-1" if heavy else None,
+                "waiting_for": "the household has not consented to referral",
+            }
+            return httpx.Response(200, json=answer)
+        if step == "plan":
+            case["status"] = "planned"
+            return httpx.Response(200, json={"case_id": parts[1]})
+        case["status"] = "repaired"
+        return httpx.Response(200, json={"case_id": parts[1], "delivery_id": "d-1"})
 
+    def kit(self, household_id: str) -> httpx.Response:
+        if household_id in self.kits:
+            return httpx.Response(
+                422,
+                json={
+                    "detail": f"household {household_id} already "
+                    "received shelter.winterization_kit in the "
+                    "2026-2027 heating season"
+                },
+            )
+        self.kits.append(household_id)
+        return httpx.Response(201, json={"delivery_id": str(uuid4())})
+
+
+async def work(shelter: FakeShelter, expect) -> ShelterEngineer:
     stop, registration_done = asyncio.Event(), asyncio.Event()
     registration_done.set()
     async with httpx.AsyncClient(transport=httpx.MockTransport(shelter)) as http:
         engineer = ShelterEngineer(http, "http://shelter", say=lambda _: None, poll_s=0.05)
-        engineer.expect(household_id, RepairPlan("light", "voucher", Decimal("12500.00")))
+        expect(engineer)
         await asyncio.wait_for(engineer.run(stop, registration_done), timeout=5)
-    assert posted == [
-        (
-            case_id,
-            {
-                "category": "light",
-                "modality": "voucher",
-                "value_uah": "12500.00",
-                "partner_org": "IOM",
-            },
-        )
+    return engineer
+
+
+async def test_the_engineer_assesses_plans_and_completes_a_light_repair_once() -> None:
+    household_id, case_id = str(uuid4()), str(uuid4())
+    shelter = FakeShelter([{"case_id": case_id, "household_id": household_id}])
+    plan = RepairPlan("light", "voucher", Decimal("12500.00"))
+
+    engineer = await work(shelter, lambda e: e.expect(household_id, plan))
+
+    assert [(c, step) for c, step, _ in shelter.posted] == [
+        (case_id, "assessment"),
+        (case_id, "plan"),
+        (case_id, "repair-completion"),
     ]
+    assessment, planned, completion = (body for _, _, body in shelter.posted)
+    assert assessment["damage_level"] == "light"
+    assert sum(Decimal(line["unit_cost_uah"]) for line in assessment["boq"]) == Decimal("12500")
+    assert planned == {"modality": "voucher"}
+    assert completion == {"value_uah": "12500.00", "inspection_passed": True, "partner_org": "IOM"}
+    assert (engineer.reported, engineer.delivered) == (1, {household_id: "d-1"})
+
+
+async def test_the_engineer_only_assesses_heavy_damage_which_shelter_refers_on() -> None:
+    household_id, case_id = str(uuid4()), str(uuid4())
+    shelter = FakeShelter([{"case_id": case_id, "household_id": household_id}])
+
+    engineer = await work(shelter, lambda e: e.expect_heavy(household_id))
+
+    assert [(step, body["damage_level"]) for _, step, body in shelter.posted] == [
+        ("assessment", "heavy")
+    ]
+    assert engineer.referred == {household_id: "r-1"}
+
+
+async def test_heavy_damage_without_consent_is_reported_as_awaiting_it() -> None:
+    household_id = str(uuid4())
+    shelter = FakeShelter(
+        [{"case_id": str(uuid4()), "household_id": household_id}], heavy_answer="awaiting_consent"
+    )
+
+    engineer = await work(shelter, lambda e: e.expect_heavy(household_id))
+
+    assert engineer.awaiting == {household_id: "the household has not consented to referral"}
     assert engineer.reported == 1
 
 
@@ -119,15 +190,17 @@ async def test_the_engineer_says_when_shelter_is_down_and_keeps_trying() -> None
     assert explanation is not None and "unreachable" in explanation
 
 
-async def test_a_refused_repair_report_is_not_retried() -> None:
+async def test_a_refused_step_is_not_retried() -> None:
     household_id, case_id = str(uuid4()), str(uuid4())
     posts = []
 
     def shelter(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
+        if request.method == "GET" and request.url.path == "/cases":
             return httpx.Response(200, json=[{"case_id": case_id, "household_id": household_id}])
+        if request.method == "GET":
+            return httpx.Response(200, json={"case_id": case_id, "status": "open"})
         posts.append(1)
-        return httpx.Response(409, json={"detail": "case is not open"})
+        return httpx.Response(409, json={"detail": "case is planned: only an open case ..."})
 
     stop, registration_done = asyncio.Event(), asyncio.Event()
     registration_done.set()
@@ -136,27 +209,64 @@ async def test_a_refused_repair_report_is_not_retried() -> None:
         engineer.expect(household_id, RepairPlan("light", "in_kind", Decimal("9000.00")))
         await asyncio.wait_for(engineer.run(stop, registration_done), timeout=5)
     assert posts == [1]
-    assert "409" in engineer.failed[household_id]
+    assert "assessment: HTTP 409" in engineer.failed[household_id]
 
 
 async def test_the_engineer_finds_its_case_pages_away_behind_older_open_cases() -> None:
     household_id, case_id = str(uuid4()), str(uuid4())
     older = [{"case_id": str(uuid4()), "household_id": str(uuid4())} for _ in range(1200)]
-    open_cases = [*older, {"case_id": case_id, "household_id": household_id}]
-    posted = []
+    shelter = FakeShelter([*older, {"case_id": case_id, "household_id": household_id}])
+    plan = RepairPlan("medium", "voucher", Decimal("41000.00"))
 
-    def shelter(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            limit = int(request.url.params["limit"])
-            offset = int(request.url.params["offset"])
-            return httpx.Response(200, json=open_cases[offset : offset + limit])
-        posted.append(request.url.path)
-        return httpx.Response(200, json={"case_id": case_id, "delivery_id": str(uuid4())})
+    engineer = await work(shelter, lambda e: e.expect(household_id, plan))
+
+    assert {c for c, _, _ in shelter.posted} == {case_id}
+    assert engineer.delivered == {household_id: "d-1"}
+
+
+async def test_the_coordinator_gives_kits_and_a_second_kit_is_refused_with_the_reason() -> None:
+    first, second = str(uuid4()), str(uuid4())
+    shelter = FakeShelter([])
+    not_known_yet = {first}  # shelter has not projected this registration on the first try
+
+    def api(request: httpx.Request) -> httpx.Response:
+        household_id = request.url.path.split("/")[2]
+        if household_id in not_known_yet:
+            not_known_yet.discard(household_id)
+            return httpx.Response(404, json={"detail": "not known to shelter"})
+        return shelter(request)
+
+    said: list[str] = []
+    stop, registration_done = asyncio.Event(), asyncio.Event()
+    registration_done.set()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
+        coordinator = ShelterCoordinator(http, "http://shelter", say=said.append, poll_s=0.05)
+        coordinator.expect(first)
+        coordinator.expect(second)
+        await asyncio.wait_for(coordinator.run(stop, registration_done), timeout=5)
+
+    assert set(coordinator.delivered) == {first, second}
+    assert shelter.kits == [second, first]
+    assert coordinator.duplicate is not None
+    household_id, status, answer = coordinator.duplicate
+    assert (household_id, status) == (second, 422)
+    assert "already received shelter.winterization_kit" in answer
+    assert coordinator.problems() == []
+    assert any("refused as it should be" in line for line in said)
+
+
+async def test_a_second_kit_accepted_is_a_problem_the_demo_reports() -> None:
+    household_id = str(uuid4())
+
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"delivery_id": str(uuid4())})
 
     stop, registration_done = asyncio.Event(), asyncio.Event()
     registration_done.set()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(shelter)) as http:
-        engineer = ShelterEngineer(http, "http://shelter", say=lambda _: None, poll_s=0.05)
-        engineer.expect(household_id, RepairPlan("medium", "voucher", Decimal("41000.00")))
-        await asyncio.wait_for(engineer.run(stop, registration_done), timeout=5)
-    assert posted == [f"/cases/{case_id}/repair-completion"]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
+        coordinator = ShelterCoordinator(http, "http://shelter", say=lambda _: None, poll_s=0.05)
+        coordinator.expect(household_id)
+        await asyncio.wait_for(coordinator.run(stop, registration_done), timeout=5)
+
+    [problem] = coordinator.problems()
+    assert "duplicate-assistance guard failed" in problem

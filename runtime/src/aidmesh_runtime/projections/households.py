@@ -144,6 +144,22 @@ def need_handlers(
             event.merged_household_id,
             ctx.envelope.id,
         )
+        # The merge is keyed by the household that stays, the duplicate's registration by
+        # its own id: a consumer catching up may read the merge first. The duplicate then
+        # gets a row already pointing at the survivor (its registration, when it comes,
+        # fills in its facts and leaves merged_into alone), or it would never follow.
+        await ctx.conn.execute(
+            """INSERT INTO household_projection (household_id, adm1_pcode, adm2_pcode,
+                   adm3_pcode, displacement_status, size, vulnerabilities, consents,
+                   registered_at, last_event_id, merged_into)
+               SELECT $2, adm1_pcode, adm2_pcode, adm3_pcode, displacement_status, size,
+                      vulnerabilities, consents, registered_at, $3, $1
+               FROM household_projection WHERE household_id = $1
+               ON CONFLICT (household_id) DO NOTHING""",
+            event.household_id,
+            event.merged_household_id,
+            ctx.envelope.id,
+        )
         # Households merged earlier into the one now merged away follow it (no chains).
         await ctx.conn.execute(
             "UPDATE household_projection SET merged_into = $1 WHERE merged_into = $2",
