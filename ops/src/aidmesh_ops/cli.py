@@ -60,6 +60,25 @@ def infra_bootstrap(
     console.print("[green]databases[/]: " + (", ".join(created) if created else "all present"))
 
 
+@infra.command("skip-test-traffic")
+def infra_skip_test_traffic(
+    kafka: str = typer.Option(
+        "127.0.0.1:9092", envvar="AIDMESH_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers."
+    ),
+) -> None:
+    """Move the `make up` services' consumer groups to the end of their topics.
+
+    `make test` runs this after the tests: their traffic was not meant for the local
+    services, and replaying it would hold up the next `make up` demo. Development only.
+    """
+    skipped = asyncio.run(bootstrap.skip_to_end(kafka, bootstrap.dev_groups()))
+    total = sum(skipped.values())
+    console.print(
+        f"[green]local service groups[/]: skipped {total:,} test records"
+        + (f" ({', '.join(f'{g} {n:,}' for g, n in skipped.items() if n)})" if total else "")
+    )
+
+
 @app.command("demo")
 def demo(
     households: int = typer.Option(36, min=1, max=10_000, help="How many households to register."),
@@ -280,9 +299,7 @@ app.add_typer(report, name="report")
 
 @report.command("5w")
 def report_5w(
-    out: Annotated[Path, typer.Option("--out", help="CSV to write.")] = Path(
-        "var/reports/5w.csv"
-    ),
+    out: Annotated[Path, typer.Option("--out", help="CSV to write.")] = Path("var/reports/5w.csv"),
     ids_out: Annotated[
         Path | None,
         typer.Option("--ids-out", help="Also write every delivery id of every row to this CSV."),
