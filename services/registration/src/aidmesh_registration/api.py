@@ -1,20 +1,66 @@
-"""HTTP API of registration (thin: validate, call a use case, answer)."""
+"""HTTP API of registration (thin: validate, call a use case, answer).
+
+Errors: 404 an unknown household, suspicion or submission; 409 a change the current state
+does not allow (resolving a resolved suspicion, merging into itself or a merged household,
+recording a consent twice); 422 invalid input, naming the field and the reason, never
+echoing what was submitted. A merged household still answers GET (200) with
+`status: "merged"` and `merged_into`, the household that stays; it cannot be changed.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import base64
+import binascii
+import json
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
+from aidmesh_contracts import (
+    Channel,
+    ConsentPurpose,
+    DisplacementStatus,
+    DuplicateReason,
+    Sector,
+)
 from aidmesh_runtime.service import Runtime, runtime_of
-from fastapi import APIRouter, Depends, Header, HTTPException, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Depends, Header, Query, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from . import repository
-from .domain import HouseholdIn
-from .service import register_household
+from . import intake, repository, service
+from .domain import (
+    ConsentIn,
+    ConsentWithdrawalIn,
+    DismissIn,
+    HouseholdIn,
+    HouseholdPatch,
+    HouseholdStatus,
+    MergeIn,
+    MergeIntoIn,
+    NotFound,
+    Refused,
+    SuspicionStatus,
+    name_keys,
+    normalise_document_query,
+)
+from .phones import normalise_phone
 
-router = APIRouter(tags=["households"])
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Cursor = Annotated[
+    str | None, Query(description="`next_cursor` of the previous page; omit for the first.")
+]
+
+households = APIRouter(tags=["households"])
+duplicates = APIRouter(tags=["duplicates"])
+intake_router = APIRouter(tags=["intake"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Not found"},
+    409: {"description": "Not allowed in the current state: the reason"},
+    422: {"description": "Invalid input: the field and the reason"},
+}
 
 
 class EventRef(BaseModel):
@@ -22,36 +68,657 @@ class EventRef(BaseModel):
     type: str
 
 
+def refs(envelopes: list[Any]) -> list[EventRef]:
+    return [EventRef(id=e.id, type=e.type) for e in envelopes]
+
+
+# ---- pagination --------------------------------------------------------------------------
+
+
+def encode_cursor(*values: Any) -> str:
+    text = json.dumps([v.isoformat() if isinstance(v, datetime) else str(v) for v in values])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, arity: int) -> list[str] | None:
+    if cursor is None:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != arity:
+        raise Refused(("query", "cursor"), "is not a cursor this list gave out")
+    return [str(v) for v in values]
+
+
+def _time_and_id(cursor: str | None) -> tuple[datetime, UUID] | None:
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        return datetime.fromisoformat(values[0]), UUID(values[1])
+    except ValueError:
+        raise Refused(("query", "cursor"), "is not a cursor this list gave out") from None
+
+
+# ---- households --------------------------------------------------------------------------
+
+
 class RegistrationOut(BaseModel):
     household_id: UUID
     correlation_id: UUID
     events: list[EventRef]
+    suspected_duplicates: list[UUID] = Field(
+        default=[], description="Suspicions queued for review (GET /duplicates/{id})."
+    )
 
 
-@router.post(
+@households.post(
     "/households",
     status_code=status.HTTP_201_CREATED,
     response_model=RegistrationOut,
-    summary="Register a household and publish HouseholdRegistered and its NeedAssessed events",
-    responses={422: {"description": "Invalid registration: the field and the reason"}},
+    summary="Register a household: HouseholdRegistered, NeedAssessed per need, DuplicateSuspected",
+    responses={422: ERRORS[422]},
 )
 async def create_household(
     household: HouseholdIn,
     runtime: RuntimeDep,
     x_correlation_id: Annotated[UUID | None, Header()] = None,
 ) -> RegistrationOut:
-    result = await register_household(runtime, household, correlation_id=x_correlation_id)
+    async with service.unit_of_work(runtime, correlation_id=x_correlation_id) as unit:
+        result = await service.register(unit, household)
     return RegistrationOut(
         household_id=result.household_id,
         correlation_id=result.correlation_id,
-        events=[EventRef(id=e.id, type=e.type) for e in result.events],
+        events=refs(result.events),
+        suspected_duplicates=result.suspicions,
     )
 
 
-@router.get("/households/{household_id}", summary="A household with its members and needs")
+class DocumentOut(BaseModel):
+    kind: str
+    number: str
+
+
+class MemberOut(BaseModel):
+    member_id: UUID
+    full_name: str
+    family_name: str | None
+    given_name: str | None
+    patronymic: str | None
+    family_name_latin: str | None
+    given_name_latin: str | None
+    patronymic_latin: str | None
+    sex: str
+    date_of_birth: date
+    relation: str
+    document_number: str | None = Field(description="The first document (older clients).")
+    documents: list[DocumentOut]
+    vulnerabilities: list[str]
+
+
+class NeedOut(BaseModel):
+    assessment_id: UUID
+    sector: Sector
+    severity: int
+    details: dict[str, Any] | None
+    assessed_at: datetime
+    assessed_by: str
+
+
+class HouseholdOut(BaseModel):
+    household_id: UUID
+    status: HouseholdStatus
+    merged_into: UUID | None = Field(description="When merged: the household that stays.")
+    merged_at: datetime | None
+    registered_at: datetime
+    updated_at: datetime | None
+    version: int
+    channel: Channel
+    partner_org: str | None
+    adm1_pcode: str
+    adm2_pcode: str | None
+    adm3_pcode: str | None
+    displacement_status: DisplacementStatus
+    size: int
+    address: str | None
+    phone: str | None = Field(description="E.164")
+    vulnerabilities: list[str] = Field(description="Flags declared for the household.")
+    screening: dict[str, Any] | None = Field(
+        description="Screening result: all flags (declared and derived), score and level."
+    )
+    consents: list[ConsentPurpose]
+    correlation_id: UUID
+    members: list[MemberOut]
+    needs: list[NeedOut] = Field(description="The current need of each sector assessed.")
+
+
+@households.get(
+    "/households/{household_id}",
+    response_model=HouseholdOut,
+    summary="A household with its members, documents and current needs (also when merged)",
+    responses={404: ERRORS[404]},
+)
 async def read_household(household_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.pool.acquire() as conn:
-        household = await repository.get_household(conn, household_id)
+        household = await repository.household_view(conn, household_id)
     if household is None:
-        raise HTTPException(status_code=404, detail=f"household {household_id} not found")
+        raise NotFound(f"household {household_id} not found")
     return household
+
+
+class UpdateOut(BaseModel):
+    household_id: UUID
+    changed: list[str] = Field(description="Facts that changed (empty: nothing changed).")
+    events: list[EventRef]
+
+
+@households.patch(
+    "/households/{household_id}",
+    response_model=UpdateOut,
+    summary="Update a household: HouseholdUpdated (full shareable state and `changed`)",
+    responses=ERRORS,
+)
+async def update_household(
+    household_id: UUID,
+    patch: HouseholdPatch,
+    runtime: RuntimeDep,
+    x_correlation_id: Annotated[UUID | None, Header()] = None,
+) -> UpdateOut:
+    async with service.unit_of_work(runtime, correlation_id=x_correlation_id) as unit:
+        result = await service.update(unit, household_id, patch)
+    return UpdateOut(
+        household_id=household_id, changed=sorted(result.changed), events=refs(result.events)
+    )
+
+
+class HeadOut(BaseModel):
+    member_id: UUID | None
+    full_name: str | None
+    family_name: str | None
+    given_name: str | None
+    patronymic: str | None
+    family_name_latin: str | None
+    given_name_latin: str | None
+    patronymic_latin: str | None
+
+
+class HouseholdSummary(BaseModel):
+    household_id: UUID
+    status: HouseholdStatus
+    merged_into: UUID | None
+    registered_at: datetime
+    channel: Channel
+    partner_org: str | None
+    adm1_pcode: str
+    adm2_pcode: str | None
+    adm3_pcode: str | None
+    displacement_status: DisplacementStatus
+    size: int
+    phone: str | None
+    head: HeadOut
+
+
+class HouseholdPage(BaseModel):
+    items: list[HouseholdSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+@households.get(
+    "/households",
+    response_model=HouseholdPage,
+    summary="Search households by name (either script), phone, document number or P-code",
+    responses={422: ERRORS[422]},
+)
+async def search_households(
+    runtime: RuntimeDep,
+    name: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Words of a member's names, in Cyrillic or Latin (Коваленко, Kovalenko).",
+        ),
+    ] = None,
+    phone: Annotated[
+        str | None, Query(max_length=32, description="Any format; compared as E.164.")
+    ] = None,
+    document: Annotated[str | None, Query(max_length=32, description="A document number.")] = None,
+    pcode: Annotated[
+        str | None,
+        Query(pattern=r"^UA\d{2}(\d{2}(\d{3})?)?$", description="Oblast, raion or hromada."),
+    ] = None,
+    household_status: Annotated[
+        Literal["active", "merged", "any"], Query(alias="status")
+    ] = "active",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> HouseholdPage:
+    keys: list[str] = []
+    if name is not None:
+        keys = name_keys(*name.split())
+        if not keys:
+            raise Refused(("query", "name"), "has no letters to search for")
+    if phone is not None:
+        try:
+            phone = normalise_phone(phone)
+        except ValueError as exc:
+            raise Refused(("query", "phone"), str(exc)) from None
+    query = repository.SearchQuery(
+        name_keys=keys,
+        phone=phone,
+        document=normalise_document_query(document) if document else None,
+        pcode=pcode,
+        status=None if household_status == "any" else HouseholdStatus(household_status),
+    )
+    async with runtime.pool.acquire() as conn:
+        rows = await repository.search(conn, query, before=_time_and_id(cursor), limit=limit + 1)
+    page = rows[:limit]
+    return HouseholdPage(
+        items=[
+            HouseholdSummary(
+                **{k: r[k] for k in HouseholdSummary.model_fields if k != "head"},
+                head=HeadOut(
+                    member_id=r["head_member_id"],
+                    **{k: r[k] for k in HeadOut.model_fields if k != "member_id"},
+                ),
+            )
+            for r in page
+        ],
+        next_cursor=(
+            encode_cursor(page[-1]["registered_at"], page[-1]["household_id"])
+            if len(rows) > limit
+            else None
+        ),
+    )
+
+
+# ---- consent -----------------------------------------------------------------------------
+
+
+class ConsentOut(BaseModel):
+    consent_id: UUID
+    household_id: UUID
+    purpose: ConsentPurpose
+    recorded_by: str
+    recorded_at: datetime
+    withdrawn_by: str | None = None
+    withdrawn_at: datetime | None = None
+    ended_reason: str | None = Field(default=None, description="withdrawn, or merged")
+    active: bool
+
+
+class ConsentChangeOut(BaseModel):
+    consent_id: UUID
+    household_id: UUID
+    purpose: ConsentPurpose
+    recorded_by: str
+    at: datetime
+    event: EventRef
+
+
+def _consent_change(result: service.ConsentChanged) -> ConsentChangeOut:
+    return ConsentChangeOut(
+        consent_id=result.consent_id,
+        household_id=result.household_id,
+        purpose=result.purpose,
+        recorded_by=result.recorded_by,
+        at=result.at,
+        event=EventRef(id=result.event.id, type=result.event.type),
+    )
+
+
+@households.get(
+    "/households/{household_id}/consents",
+    response_model=list[ConsentOut],
+    summary="Consent records of a household: who recorded each and when, and withdrawals",
+    responses={404: ERRORS[404]},
+)
+async def list_consents(household_id: UUID, runtime: RuntimeDep) -> list[ConsentOut]:
+    async with runtime.pool.acquire() as conn:
+        if await repository.household_row(conn, household_id) is None:
+            raise NotFound(f"household {household_id} not found")
+        records = await repository.consent_records(conn, household_id)
+    return [ConsentOut(**r.__dict__, active=r.active) for r in records]
+
+
+@households.post(
+    "/households/{household_id}/consents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConsentChangeOut,
+    summary="Record consent for one purpose: ConsentRecorded",
+    responses=ERRORS,
+)
+async def record_consent(
+    household_id: UUID, consent: ConsentIn, runtime: RuntimeDep
+) -> ConsentChangeOut:
+    async with service.unit_of_work(runtime) as unit:
+        result = await service.record_consent(unit, household_id, consent)
+    return _consent_change(result)
+
+
+@households.post(
+    "/households/{household_id}/consents/{purpose}/withdraw",
+    response_model=ConsentChangeOut,
+    summary="Withdraw consent for one purpose: ConsentWithdrawn",
+    responses=ERRORS,
+)
+async def withdraw_consent(
+    household_id: UUID,
+    purpose: ConsentPurpose,
+    withdrawal: ConsentWithdrawalIn,
+    runtime: RuntimeDep,
+) -> ConsentChangeOut:
+    async with service.unit_of_work(runtime) as unit:
+        result = await service.withdraw_consent(unit, household_id, purpose, withdrawal)
+    return _consent_change(result)
+
+
+# ---- duplicates --------------------------------------------------------------------------
+
+
+class MergeOut(BaseModel):
+    household_id: UUID = Field(description="The household that stays.")
+    merged_household_id: UUID
+    suspicion_id: UUID | None
+    events: list[EventRef]
+
+
+def _merge_out(result: service.Merged) -> MergeOut:
+    return MergeOut(
+        household_id=result.household_id,
+        merged_household_id=result.merged_household_id,
+        suspicion_id=result.suspicion_id,
+        events=refs(result.events),
+    )
+
+
+@households.post(
+    "/households/{household_id}/merge",
+    response_model=MergeOut,
+    summary="Merge this household into another (without a suspicion): HouseholdMerged",
+    responses=ERRORS,
+)
+async def merge_household(household_id: UUID, merge: MergeIntoIn, runtime: RuntimeDep) -> MergeOut:
+    async with service.unit_of_work(runtime) as unit:
+        result = await service.merge(
+            unit, merged_id=household_id, survivor_id=merge.into, decided_by=merge.decided_by
+        )
+    return _merge_out(result)
+
+
+class SuspicionOut(BaseModel):
+    suspicion_id: UUID
+    household_id: UUID = Field(description="The newer registration.")
+    candidate_household_id: UUID = Field(description="The earlier registration it resembles.")
+    score: float
+    reasons: list[DuplicateReason]
+    detected_at: datetime
+    status: SuspicionStatus
+    resolved_at: datetime | None
+    resolved_by: str | None
+    survivor_household_id: UUID | None
+
+
+class SuspicionPage(BaseModel):
+    items: list[SuspicionOut]
+    next_cursor: str | None
+
+
+@duplicates.get(
+    "/duplicates",
+    response_model=SuspicionPage,
+    summary="The review queue of possible duplicates, oldest first",
+    responses={422: ERRORS[422]},
+)
+async def list_duplicates(
+    runtime: RuntimeDep,
+    suspicion_status: Annotated[
+        Literal["open", "merged", "dismissed", "superseded", "any"], Query(alias="status")
+    ] = "open",
+    household_id: Annotated[UUID | None, Query(description="Either of the pair.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SuspicionPage:
+    async with runtime.pool.acquire() as conn:
+        rows = await repository.list_suspicions(
+            conn,
+            status=None if suspicion_status == "any" else SuspicionStatus(suspicion_status),
+            household_id=household_id,
+            after=_time_and_id(cursor),
+            limit=limit + 1,
+        )
+    page = rows[:limit]
+    return SuspicionPage(
+        items=[SuspicionOut(**s.__dict__) for s in page],
+        next_cursor=(
+            encode_cursor(page[-1].detected_at, page[-1].suspicion_id)
+            if len(rows) > limit
+            else None
+        ),
+    )
+
+
+@duplicates.get(
+    "/duplicates/{suspicion_id}",
+    response_model=SuspicionOut,
+    summary="One suspicion",
+    responses={404: ERRORS[404]},
+)
+async def read_duplicate(suspicion_id: UUID, runtime: RuntimeDep) -> SuspicionOut:
+    async with runtime.pool.acquire() as conn:
+        suspicion = await repository.get_suspicion(conn, suspicion_id)
+    if suspicion is None:
+        raise NotFound(f"suspicion {suspicion_id} not found")
+    return SuspicionOut(**suspicion.__dict__)
+
+
+@duplicates.post(
+    "/duplicates/{suspicion_id}/merge",
+    response_model=MergeOut,
+    summary="Resolve a suspicion by merging the pair: HouseholdMerged",
+    responses=ERRORS,
+)
+async def merge_duplicate(suspicion_id: UUID, merge: MergeIn, runtime: RuntimeDep) -> MergeOut:
+    async with service.unit_of_work(runtime) as unit:
+        result = await service.merge_suspected(
+            unit,
+            suspicion_id,
+            decided_by=merge.decided_by,
+            survivor_id=merge.survivor_household_id,
+        )
+    return _merge_out(result)
+
+
+@duplicates.post(
+    "/duplicates/{suspicion_id}/dismiss",
+    response_model=SuspicionOut,
+    summary="Resolve a suspicion as two different households",
+    responses=ERRORS,
+)
+async def dismiss_duplicate(
+    suspicion_id: UUID, dismissal: DismissIn, runtime: RuntimeDep
+) -> SuspicionOut:
+    async with service.unit_of_work(runtime) as unit:
+        suspicion = await service.dismiss(unit, suspicion_id, decided_by=dismissal.decided_by)
+    return SuspicionOut(**suspicion.__dict__)
+
+
+# ---- intake ------------------------------------------------------------------------------
+
+
+class IntakeOut(BaseModel):
+    partner_org: str
+    submission_id: str
+    status: Literal["registered", "updated", "unchanged", "rejected", "superseded"]
+    household_id: UUID | None
+    repeated: bool = Field(description="Seen before: nothing new was done.")
+    reasons: list[dict[str, str]] = Field(description="Why it was rejected: question and rule.")
+    events: list[EventRef]
+
+
+def _intake_out(result: intake.IntakeOutcome) -> IntakeOut:
+    return IntakeOut(
+        partner_org=result.partner_org,
+        submission_id=result.submission_id,
+        status=result.status,  # type: ignore[arg-type]
+        household_id=result.household_id,
+        repeated=result.repeated,
+        reasons=result.reasons,
+        events=refs(result.events),
+    )
+
+
+def _intake_response(result: intake.IntakeOutcome) -> JSONResponse:
+    out = _intake_out(result)
+    if result.status == "rejected":
+        code = 422
+        body: dict[str, Any] = {
+            "detail": [
+                {"loc": ["body", r["field"]], "msg": r["reason"], "type": "unmappable"}
+                for r in result.reasons
+            ],
+            **out.model_dump(mode="json"),
+        }
+    else:
+        code = 201 if result.status == "registered" and not result.repeated else 200
+        body = out.model_dump(mode="json")
+    return JSONResponse(body, status_code=code)
+
+
+@intake_router.post(
+    "/intake/kobo",
+    response_model=IntakeOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="KoboToolbox REST Services endpoint (JSON): register, or update on an edit",
+    description=(
+        "Point a Kobo project's REST Service (JSON) here. 201 registered; 200 an edit applied"
+        " or a submission seen before (nothing new done); 422 kept but not mappable (listed"
+        " by GET /intake/submissions?status=rejected). The partner is `partner_org` (query)"
+        " or the `X-Partner-Org` header until partner authentication (issue #12)."
+    ),
+    responses={200: {"model": IntakeOut}, 422: ERRORS[422]},
+)
+async def kobo_submission(
+    runtime: RuntimeDep,
+    submission: Annotated[dict[str, Any], Body(description="Kobo's submission JSON.")],
+    partner_org: Annotated[
+        str | None, Query(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$", description="Partner code.")
+    ] = None,
+    x_partner_org: Annotated[str | None, Header(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$")] = None,
+) -> JSONResponse:
+    partner = partner_org or x_partner_org
+    if partner is None:
+        raise Refused(("query", "partner_org"), "is required (or the X-Partner-Org header)")
+    async with service.unit_of_work(runtime) as unit:
+        result = await intake.take_in(unit, intake.from_kobo(submission, partner_org=partner))
+    return _intake_response(result)
+
+
+class SubmissionOut(BaseModel):
+    partner_org: str
+    submission_id: str
+    source: str
+    format: str
+    form_id: str | None
+    replaces: str | None
+    submitted_at: datetime | None
+    received_at: datetime
+    processed_at: datetime
+    attempts: int
+    status: str
+    reasons: list[dict[str, str]]
+    household_id: UUID | None
+
+
+class SubmissionDetail(SubmissionOut):
+    answers: dict[str, Any] = Field(description="As sent: personal data.")
+
+
+class SubmissionPage(BaseModel):
+    items: list[SubmissionOut]
+    next_cursor: str | None
+
+
+IntakeStatus = Literal["registered", "updated", "unchanged", "rejected", "superseded"]
+
+
+@intake_router.get(
+    "/intake/submissions",
+    response_model=SubmissionPage,
+    summary="Submissions received (by status and partner), oldest first",
+    responses={422: ERRORS[422]},
+)
+async def list_submissions(
+    runtime: RuntimeDep,
+    submission_status: Annotated[IntakeStatus | None, Query(alias="status")] = None,
+    partner_org: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SubmissionPage:
+    after = decode_cursor(cursor, 3)
+    try:
+        position = (datetime.fromisoformat(after[0]), after[1], after[2]) if after else None
+    except ValueError:
+        raise Refused(("query", "cursor"), "is not a cursor this list gave out") from None
+    async with runtime.pool.acquire() as conn:
+        rows = await repository.list_submissions(
+            conn, status=submission_status, partner_org=partner_org, after=position, limit=limit + 1
+        )
+    page = rows[:limit]
+    return SubmissionPage(
+        items=[
+            SubmissionOut(**{k: getattr(s, k) for k in SubmissionOut.model_fields}) for s in page
+        ],
+        next_cursor=(
+            encode_cursor(page[-1].received_at, page[-1].partner_org, page[-1].submission_id)
+            if len(rows) > limit
+            else None
+        ),
+    )
+
+
+@intake_router.get(
+    "/intake/rejected",
+    response_model=SubmissionPage,
+    summary="Submissions kept but not mappable (the same as /intake/submissions?status=rejected)",
+)
+async def list_rejected(
+    runtime: RuntimeDep,
+    partner_org: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SubmissionPage:
+    return await list_submissions(
+        runtime, submission_status="rejected", partner_org=partner_org, limit=limit, cursor=cursor
+    )
+
+
+@intake_router.get(
+    "/intake/submissions/{partner_org}/{submission_id}",
+    response_model=SubmissionDetail,
+    summary="One submission with its answers",
+    responses={404: ERRORS[404]},
+)
+async def read_submission(
+    partner_org: str, submission_id: str, runtime: RuntimeDep
+) -> SubmissionDetail:
+    async with runtime.pool.acquire() as conn:
+        found = await repository.get_submission(conn, partner_org, submission_id)
+    if found is None:
+        raise NotFound(f"submission {submission_id} of {partner_org} not found")
+    return SubmissionDetail(**{k: getattr(found, k) for k in SubmissionDetail.model_fields})
+
+
+@intake_router.post(
+    "/intake/submissions/{partner_org}/{submission_id}/retry",
+    response_model=IntakeOut,
+    summary="Map a rejected submission again (after the cause was fixed)",
+    responses={**ERRORS, 200: {"model": IntakeOut}},
+)
+async def retry_submission(
+    partner_org: str, submission_id: str, runtime: RuntimeDep
+) -> JSONResponse:
+    async with service.unit_of_work(runtime) as unit:
+        result = await intake.retry(unit, partner_org, submission_id)
+    return _intake_response(result)

@@ -4,20 +4,52 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aidmesh_contracts import IntakeSubmitted
 from aidmesh_runtime.service import create_service_app
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from .api import router
+from .api import duplicates, households, intake_router
+from .domain import Conflict, NotFound, Refused
+from .intake import intake_handler
 from .settings import RegistrationSettings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def build_app(settings: RegistrationSettings) -> FastAPI:
-    return create_service_app(
+    router = APIRouter()
+    for part in (households, duplicates, intake_router):
+        router.include_router(part)
+    app = create_service_app(
         settings=settings,
         migrations=MIGRATIONS,
+        handlers={IntakeSubmitted: intake_handler(default_assessor=settings.default_assessor)},
         router=router,
         title="AidMesh registration",
-        description="Household registry: the only service that holds personal data.",
+        description=(
+            "Household registry: the only service that holds personal data. Registration,"
+            " search, consent, the duplicate review queue, and intake from KoboToolbox and"
+            " partners."
+        ),
+    )
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(Refused, _refused)
+    return app
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _conflict(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    # The same shape as a validation error: the field and the reason, never the value.
+    assert isinstance(exc, Refused)
+    return JSONResponse(
+        {"detail": [{"loc": list(exc.loc), "msg": exc.msg, "type": exc.kind}]}, status_code=422
     )

@@ -1,13 +1,24 @@
 """Registration rules: what a valid registration is, and what it tells the other sectors.
 
-Pure: no database, no Kafka, no clock (today's date is passed in).
+Pure: no database, no Kafka, no clock (today's date and ids are passed in).
+
+Three layers:
+- inputs (`HouseholdIn`, `HouseholdPatch`, ...): what a field office, a partner or a form
+  submits, validated so that a refusal names its field and reason, never the value;
+- state (`Household`, `Member`, `Document`, `ConsentRecord`): a household as the registry
+  holds it;
+- rules: the screening, the shareable events (ids, counts, codes, flags; never a name),
+  what an update changed, and how consents follow a merge.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Protocol, Self
 from uuid import UUID
 
 from aidmesh_contracts import (
@@ -16,6 +27,7 @@ from aidmesh_contracts import (
     ConsentPurpose,
     DisplacementStatus,
     HouseholdRegistered,
+    HouseholdUpdated,
     Location,
     NeedAssessed,
     Sector,
@@ -24,6 +36,7 @@ from aidmesh_contracts import (
 from aidmesh_contracts.common import OrgCode, Severity
 from aidmesh_contracts.events.assessment import NeedDetails
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -34,7 +47,33 @@ from pydantic import (
     model_validator,
 )
 
+from . import dedup
+from .phones import normalise_phone
 from .reference import oblast_pcodes
+from .translit import name_key, to_latin
+
+# ---- errors the use cases raise (the API turns them into 404 / 409 / 422) ---------------
+
+
+class Refused(Exception):
+    """A request that is well-formed but breaks a rule that needs the stored state."""
+
+    def __init__(self, loc: Sequence[str | int], msg: str, *, kind: str = "refused") -> None:
+        super().__init__(msg)
+        self.loc = tuple(loc)
+        self.msg = msg
+        self.kind = kind
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+# ---- codes ------------------------------------------------------------------------------
 
 
 class Sex(StrEnum):
@@ -53,24 +92,311 @@ class Relation(StrEnum):
     NON_RELATIVE = "non_relative"
 
 
+class DocumentKind(StrEnum):
+    PASSPORT = "passport"
+    ID_CARD = "id_card"
+    IDP_CERTIFICATE = "idp_certificate"
+
+
+class HouseholdStatus(StrEnum):
+    ACTIVE = "active"
+    MERGED = "merged"
+
+
+class SuspicionStatus(StrEnum):
+    OPEN = "open"
+    MERGED = "merged"
+    DISMISSED = "dismissed"
+    SUPERSEDED = "superseded"  # one of the pair was merged into a third household
+
+
+#: Vulnerabilities that describe one person (the others describe the household).
+MEMBER_FLAGS = frozenset(
+    {Vulnerability.DISABILITY, Vulnerability.CHRONIC_ILLNESS, Vulnerability.PREGNANT_OR_LACTATING}
+)
+
+# ---- names ------------------------------------------------------------------------------
+
+# The Ukrainian alphabet (no Ё Ы Э Ъ), apostrophes of every kind people type, and hyphens.
+_UKRAINIAN_WORD = re.compile(r"^[А-ЩЬЮЯЄІЇҐа-щьюяєіїґ][А-ЩЬЮЯЄІЇҐа-щьюяєіїґ'’ʼ`-]*$")
+_PATRONYMIC_ENDINGS = ("ович", "евич", "йович", "івна", "ївна", "ївич", "ічна", "инична")
+
+
+def _ukrainian_words(text: str) -> list[str]:
+    words = text.split()
+    if not words:
+        raise ValueError("must not be empty")
+    if not all(_UKRAINIAN_WORD.match(w) for w in words):
+        raise ValueError(
+            "must be written in Ukrainian Cyrillic letters (apostrophes and hyphens allowed);"
+            " the Latin form is computed"
+        )
+    return words
+
+
+def _name_part(text: str) -> str:
+    return " ".join(_ukrainian_words(text))
+
+
+def _full_name(text: str) -> str:
+    words = _ukrainian_words(text)
+    if len(words) < 2:
+        raise ValueError("needs at least a given name and a family name")
+    return " ".join(words)
+
+
+NamePart = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_name_part)
+]
+FullName = Annotated[
+    str, StringConstraints(min_length=2, max_length=200), AfterValidator(_full_name)
+]
+
+
+@dataclass(frozen=True)
+class Names:
+    family: str
+    given: str
+    patronymic: str | None
+
+
+def split_full_name(full_name: str) -> Names:
+    """Split a name written in one field.
+
+    The convention of our forms (and of the demo) is "Given Patronymic Family" (Олена
+    Петрівна Коваленко); officers copying from a passport write "Family Given Patronymic"
+    (Коваленко Олена Петрівна), recognised by the patronymic's ending in last place. Two
+    words are "Given Family". With more words, the first is given, the last family, and the
+    rest the patronymic.
+    """
+    words = full_name.split()
+    if len(words) == 2:
+        return Names(family=words[1], given=words[0], patronymic=None)
+    if len(words) == 3 and _is_patronymic(words[2]) and not _is_patronymic(words[1]):
+        return Names(family=words[0], given=words[1], patronymic=words[2])
+    return Names(family=words[-1], given=words[0], patronymic=" ".join(words[1:-1]) or None)
+
+
+def _is_patronymic(word: str) -> bool:
+    return word.lower().endswith(_PATRONYMIC_ENDINGS)
+
+
+def name_keys(*names: str | None) -> list[str]:
+    """Search keys of a person's names: each whole name and each part of a compound one
+    (Шевчук-Затонська is found as "Шевчук" too), in either script."""
+    keys: set[str] = set()
+    for name in names:
+        if not name:
+            continue
+        keys.add(name_key(name))
+        keys.update(name_key(part) for part in re.split(r"[\s-]+", name) if part)
+    keys.discard("")
+    return sorted(keys)
+
+
+# ---- documents ---------------------------------------------------------------------------
+
+# Latin letters that look like Cyrillic ones, as typed in passport series (EK → ЕК).
+_HOMOGLYPHS = str.maketrans("ABCEHIKMOPTX", "АВСЕНІКМОРТХ")
+_DOCUMENT_FORMATS: dict[DocumentKind, tuple[re.Pattern[str], str]] = {
+    DocumentKind.PASSPORT: (
+        re.compile(r"^[А-ЩЬЮЯЄІЇҐ]{2}\d{6}$"),
+        "a passport number is two Cyrillic letters and six digits (ЕК123456)",
+    ),
+    DocumentKind.ID_CARD: (
+        re.compile(r"^\d{9}$"),
+        "an ID card number is nine digits",
+    ),
+    DocumentKind.IDP_CERTIFICATE: (
+        re.compile(r"^\d{4}-\d{10}$"),
+        "an IDP certificate number is four digits, a hyphen and ten digits (1234-5678901234)",
+    ),
+}
+
+
+def normalise_document(kind: DocumentKind, raw: str) -> str:
+    """The document number in its one stored form, or ValueError saying what it should be."""
+    number = re.sub(r"[\s.]", "", raw).upper()
+    if kind is DocumentKind.PASSPORT:
+        number = number.translate(_HOMOGLYPHS)
+    if kind is DocumentKind.IDP_CERTIFICATE and re.fullmatch(r"\d{14}", number):
+        number = f"{number[:4]}-{number[4:]}"
+    pattern, rule = _DOCUMENT_FORMATS[kind]
+    if not pattern.match(number):
+        raise ValueError(f"not a valid {kind.value} number: {rule}")
+    return number
+
+
+def infer_document(raw: str) -> tuple[DocumentKind, str]:
+    """A number given without its kind (the old `document_number` field): whichever format
+    it has."""
+    for kind in DocumentKind:
+        try:
+            return kind, normalise_document(kind, raw)
+        except ValueError:
+            continue
+    raise ValueError(
+        "not a passport (two Cyrillic letters and six digits), ID card (nine digits) or"
+        " IDP certificate number (four digits, a hyphen and ten digits)"
+    )
+
+
+def normalise_document_query(raw: str) -> str:
+    """A document number typed into a search box, in its stored form if it has one."""
+    try:
+        return infer_document(raw)[1]
+    except ValueError:
+        return re.sub(r"\s", "", raw).upper()
+
+
+# ---- inputs -----------------------------------------------------------------------------
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+Phone = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=32),
+    AfterValidator(normalise_phone),
+    Field(
+        description="Contact phone in any common format; stored as E.164 (+380501234567).",
+        examples=["+380 50 123 45 67", "050 123 45 67"],
+    ),
+]
+Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class DocumentIn(Input):
+    kind: DocumentKind
+    number: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
+        examples=["ЕК123456"]
+    )
+
+    @field_validator("number")
+    @classmethod
+    def _number_has_the_format_of_its_kind(cls, number: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")
+        return normalise_document(kind, number) if kind is not None else number
+
+
 class MemberIn(Input):
-    full_name: Annotated[str, StringConstraints(min_length=2, max_length=200)] = Field(
-        examples=["Олена Петрівна Коваленко"]
+    """A household member: names in Ukrainian Cyrillic, either as `family_name`,
+    `given_name` and `patronymic`, or (older clients) as one `full_name`."""
+
+    member_id: UUID | None = Field(
+        default=None, description="On update: the member this entry keeps (from GET)."
+    )
+    family_name: NamePart | None = Field(default=None, examples=["Коваленко"])
+    given_name: NamePart | None = Field(default=None, examples=["Олена"])
+    patronymic: NamePart | None = Field(default=None, examples=["Петрівна"])
+    full_name: FullName | None = Field(
+        default=None,
+        description="Read only when the names above are absent: 'Given Patronymic Family'.",
+        examples=["Олена Петрівна Коваленко"],
     )
     sex: Sex
     date_of_birth: PastDate
     relation: Relation
-    document_number: Annotated[
-        str, StringConstraints(pattern=r"^[A-ZА-ЯІЇЄҐ0-9-]{6,20}$")
-    ] | None = Field(default=None, examples=["ЕК123456"])
+    documents: list[DocumentIn] = Field(default=[], max_length=10)
+    document_number: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = Field(
+        default=None,
+        description="Older clients: one document number; its kind follows from its format.",
+        examples=["ЕК123456"],
+    )
+    vulnerabilities: set[Vulnerability] = Field(
+        default=set(), description="This person's flags: disability, chronic_illness, ..."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_from_full_name(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or any(
+            data.get(k) for k in ("family_name", "given_name", "patronymic")
+        ):
+            return data
+        full = data.get("full_name")
+        if isinstance(full, str):
+            try:
+                names = split_full_name(_full_name(full.strip()))
+            except ValueError:
+                return data  # the full_name field reports it
+            data = {
+                **data,
+                "family_name": names.family,
+                "given_name": names.given,
+                "patronymic": names.patronymic,
+            }
+        return data
+
+    @field_validator("document_number")
+    @classmethod
+    def _document_number_has_a_known_format(cls, number: str | None) -> str | None:
+        return None if number is None else infer_document(number)[1]
+
+    @field_validator("vulnerabilities")
+    @classmethod
+    def _person_flags_only(cls, flags: set[Vulnerability]) -> set[Vulnerability]:
+        if not flags <= MEMBER_FLAGS:
+            raise ValueError(
+                "a member's flags are disability, chronic_illness and pregnant_or_lactating;"
+                " the household's go in the household's vulnerabilities"
+            )
+        return flags
+
+    @model_validator(mode="after")
+    def _names_given(self) -> Self:
+        if not self.family_name or not self.given_name:
+            raise ValueError("family_name and given_name are required (or a full_name)")
+        return self
+
+    def all_documents(self) -> tuple[Document, ...]:
+        found = [Document(d.kind, d.number) for d in self.documents]
+        if self.document_number:
+            found.append(Document(*infer_document(self.document_number)))
+        return tuple(dict.fromkeys(found))  # once each, in order
+
+    def to_member(self, member_id: UUID) -> Member:
+        assert self.family_name and self.given_name  # checked by _names_given
+        return Member(
+            member_id=member_id,
+            family_name=self.family_name,
+            given_name=self.given_name,
+            patronymic=self.patronymic,
+            sex=self.sex,
+            date_of_birth=self.date_of_birth,
+            relation=self.relation,
+            documents=self.all_documents(),
+            vulnerabilities=frozenset(self.vulnerabilities),
+            written_name=self.full_name if self._written_in_one_field() else None,
+        )
+
+    def _written_in_one_field(self) -> bool:
+        """Whether the names were read from `full_name` (an older client's one field), so
+        that the name is kept as that client wrote it."""
+        return self.full_name is not None and split_full_name(self.full_name) == Names(
+            self.family_name or "", self.given_name or "", self.patronymic
+        )
 
 
 class LocationIn(Location):
-    """A location whose oblast must be one of the official first-level P-codes."""
+    """P-codes down to the hromada where known. A finer code implies its parents (a hromada
+    code starts with its raion's, which starts with its oblast's), so they may be omitted;
+    when given, they must agree. The oblast must be one of the official first-level codes."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parents_from_finer_codes(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        adm3, adm2 = data.get("adm3_pcode"), data.get("adm2_pcode")
+        if isinstance(adm3, str) and not adm2 and re.fullmatch(r"UA\d{7}", adm3):
+            data["adm2_pcode"] = adm2 = adm3[:6]
+        if isinstance(adm2, str) and not data.get("adm1_pcode") and re.fullmatch(r"UA\d{4}", adm2):
+            data["adm1_pcode"] = adm2[:4]
+        return data
 
     @field_validator("adm1_pcode")
     @classmethod
@@ -102,18 +428,37 @@ class NeedIn(Input):
         return self
 
 
+def _one_head(members: list[MemberIn]) -> list[MemberIn]:
+    heads = sum(1 for m in members if m.relation is Relation.HEAD)
+    if heads != 1:
+        raise ValueError(f"exactly one member must be the head of household, found {heads}")
+    return members
+
+
+def _one_need_per_sector(needs: list[NeedIn]) -> list[NeedIn]:
+    sectors = [n.sector for n in needs]
+    if len(sectors) != len(set(sectors)):
+        raise ValueError("at most one need per sector")
+    return needs
+
+
 class HouseholdIn(Input):
-    """A registration as a field office, hotline or partner submits it."""
+    """A registration as a field office, hotline, partner or form submits it."""
 
     channel: Channel
     partner_org: OrgCode | None = None
     location: LocationIn
     displacement_status: DisplacementStatus
-    size: Annotated[int, Field(ge=1, le=99, description="Number of household members.")]
-    address: Annotated[str, StringConstraints(max_length=500)] | None = None
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{7,20}$")] | None = None
+    size: Annotated[
+        int | None,
+        Field(ge=1, le=99, description="Number of members; if given, must match `members`."),
+    ] = None
+    address: Address | None = None
+    phone: Phone | None = None
     members: list[MemberIn] = Field(min_length=1, max_length=99)
-    vulnerabilities: set[Vulnerability] = set()
+    vulnerabilities: set[Vulnerability] = Field(
+        default=set(), description="Flags screened for the household (more are derived)."
+    )
     consents: set[ConsentPurpose] = Field(min_length=1)
     needs: list[NeedIn] = []
     assessed_by: OrgCode | None = None
@@ -121,14 +466,13 @@ class HouseholdIn(Input):
     # Field validators (not one model validator) so that a refusal names its field.
     @field_validator("members")
     @classmethod
-    def _members_fit_household(cls, members: list[MemberIn], info: ValidationInfo) -> list[MemberIn]:
+    def _members_fit_household(
+        cls, members: list[MemberIn], info: ValidationInfo
+    ) -> list[MemberIn]:
         size = info.data.get("size")
         if size is not None and len(members) != size:
             raise ValueError(f"size is {size} but {len(members)} members are listed")
-        heads = sum(1 for m in members if m.relation is Relation.HEAD)
-        if heads != 1:
-            raise ValueError(f"exactly one member must be the head of household, found {heads}")
-        return members
+        return _one_head(members)
 
     @field_validator("consents")
     @classmethod
@@ -139,18 +483,235 @@ class HouseholdIn(Input):
 
     @field_validator("needs")
     @classmethod
-    def _one_need_per_sector(cls, needs: list[NeedIn]) -> list[NeedIn]:
-        sectors = [n.sector for n in needs]
-        if len(sectors) != len(set(sectors)):
-            raise ValueError("at most one need per sector")
-        return needs
+    def _needs(cls, needs: list[NeedIn]) -> list[NeedIn]:
+        return _one_need_per_sector(needs)
+
+    @model_validator(mode="after")
+    def _size_from_members(self) -> Self:
+        if self.size is None:
+            self.size = len(self.members)
+        return self
+
+    def to_household(
+        self, *, household_id: UUID, member_ids: Sequence[UUID], registered_at: datetime
+    ) -> Household:
+        return Household(
+            household_id=household_id,
+            registered_at=registered_at,
+            channel=self.channel,
+            partner_org=self.partner_org,
+            location=Location(**self.location.model_dump()),
+            displacement_status=self.displacement_status,
+            address=self.address,
+            phone=self.phone,
+            members=tuple(
+                m.to_member(member_id)
+                for m, member_id in zip(self.members, member_ids, strict=True)
+            ),
+            vulnerabilities=frozenset(self.vulnerabilities),
+            consents=frozenset(self.consents),
+        )
+
+
+class HouseholdPatch(Input):
+    """An update: the fields given replace the stored ones; absent fields stay.
+
+    `members` replaces the whole list (give `member_id` to keep a member's id); `needs`
+    adds or replaces the need of each sector named; `address` and `phone` may be null to
+    clear them. Consent has its own endpoints.
+    """
+
+    channel: Channel = Field(default=Channel.FIELD_OFFICE, description="How the change came in.")
+    partner_org: OrgCode | None = None
+    assessed_by: OrgCode | None = None
+    location: LocationIn | None = None
+    displacement_status: DisplacementStatus | None = None
+    address: Address | None = None
+    phone: Phone | None = None
+    members: list[MemberIn] | None = Field(default=None, min_length=1, max_length=99)
+    vulnerabilities: set[Vulnerability] | None = None
+    needs: list[NeedIn] | None = None
+
+    @field_validator("location", "displacement_status", "members", "vulnerabilities", "needs")
+    @classmethod
+    def _not_cleared(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be cleared; leave it out to keep it")
+        if info.field_name == "members":
+            return _one_head(value)
+        if info.field_name == "needs":
+            return _one_need_per_sector(value)
+        return value
+
+
+class ConsentIn(Input):
+    purpose: ConsentPurpose
+    recorded_by: OrgCode = Field(description="The team or organisation recording it.")
+
+
+class ConsentWithdrawalIn(Input):
+    recorded_by: OrgCode = Field(description="The team or organisation recording the withdrawal.")
+
+
+class MergeIn(Input):
+    decided_by: OrgCode = Field(description="The team or organisation that decided.")
+    survivor_household_id: UUID | None = Field(
+        default=None,
+        description="Which of the two stays; by default the earlier registration.",
+    )
+
+
+class DismissIn(Input):
+    decided_by: OrgCode = Field(description="The team or organisation that decided.")
+
+
+class MergeIntoIn(Input):
+    into: UUID = Field(description="The household that stays.")
+    decided_by: OrgCode = Field(description="The team or organisation that decided.")
+
+
+# ---- state ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Document:
+    kind: DocumentKind
+    number: str
+
+    def key(self) -> str:
+        """As dedup compares documents: "passport:ЕК123456"."""
+        return f"{self.kind.value}:{self.number}"
+
+
+@dataclass(frozen=True)
+class Member:
+    member_id: UUID
+    family_name: str
+    given_name: str
+    patronymic: str | None
+    sex: Sex
+    date_of_birth: date
+    relation: Relation
+    documents: tuple[Document, ...] = ()
+    vulnerabilities: frozenset[Vulnerability] = frozenset()
+    #: The name as an older client wrote it in one field, when it did.
+    written_name: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        if self.written_name:
+            return self.written_name
+        return " ".join(n for n in (self.given_name, self.patronymic, self.family_name) if n)
+
+    def latin(self) -> Names:
+        return Names(
+            family=to_latin(self.family_name),
+            given=to_latin(self.given_name),
+            patronymic=to_latin(self.patronymic) if self.patronymic else None,
+        )
+
+    def name_keys(self) -> list[str]:
+        return name_keys(self.family_name, self.given_name, self.patronymic)
+
+    def personal(self) -> tuple[Any, ...]:
+        """Everything about the person, to tell whether an update changed it."""
+        return (
+            self.family_name,
+            self.given_name,
+            self.patronymic,
+            self.sex,
+            self.date_of_birth,
+            self.relation,
+            frozenset(self.documents),
+            self.vulnerabilities,
+        )
+
+    def as_person(self) -> dedup.Person:
+        return dedup.Person(
+            family_name=self.family_name,
+            given_name=self.given_name,
+            patronymic=self.patronymic,
+            birth_date=self.date_of_birth,
+            sex=self.sex.value,
+            documents=frozenset(d.key() for d in self.documents),
+        )
+
+
+@dataclass(frozen=True)
+class Household:
+    household_id: UUID
+    registered_at: datetime
+    channel: Channel
+    partner_org: str | None
+    location: Location
+    displacement_status: DisplacementStatus
+    address: str | None
+    phone: str | None
+    members: tuple[Member, ...]
+    #: Flags declared for the household; the screening adds those the members imply.
+    vulnerabilities: frozenset[Vulnerability] = frozenset()
+    consents: frozenset[ConsentPurpose] = frozenset()
+    status: HouseholdStatus = HouseholdStatus.ACTIVE
+    merged_into: UUID | None = None
+    version: int = 1
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def head(self) -> Member:
+        return next(m for m in self.members if m.relation is Relation.HEAD)
+
+    def candidate(self) -> dedup.Candidate:
+        return dedup.Candidate(
+            household_id=self.household_id,
+            adm1_pcode=self.location.adm1_pcode,
+            adm3_pcode=self.location.adm3_pcode,
+            phone=self.phone,
+            head=self.head.as_person(),
+            members=tuple(m.as_person() for m in self.members),
+        )
+
+    def blocking_keys(self) -> frozenset[str]:
+        return dedup.blocking_keys(self.candidate())
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    consent_id: UUID
+    household_id: UUID
+    purpose: ConsentPurpose
+    recorded_by: str
+    recorded_at: datetime
+    withdrawn_by: str | None = None
+    withdrawn_at: datetime | None = None
+    ended_reason: str | None = None  # 'withdrawn' or 'merged'
+
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+
+# ---- rules ------------------------------------------------------------------------------
+
+
+class _Person(Protocol):
+    @property
+    def sex(self) -> Sex: ...
+    @property
+    def date_of_birth(self) -> date: ...
+    @property
+    def relation(self) -> Relation: ...
+    @property
+    def vulnerabilities(self) -> Any: ...
 
 
 def age_on(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
-def composition(members: list[MemberIn], *, today: date) -> Composition:
+def composition(members: Iterable[_Person], *, today: date) -> Composition:
     counts: dict[str, int] = {}
     for member in members:
         age = age_on(member.date_of_birth, today)
@@ -160,10 +721,82 @@ def composition(members: list[MemberIn], *, today: date) -> Composition:
     return Composition(**counts)
 
 
+#: Weights of the screening score: how much each flag adds to a household's priority.
+SCREENING_WEIGHTS: dict[Vulnerability, int] = {
+    Vulnerability.UNACCOMPANIED_MINOR: 4,
+    Vulnerability.CHILD_HEADED: 3,
+    Vulnerability.DISABILITY: 3,
+    Vulnerability.ELDERLY_HEADED: 2,
+    Vulnerability.CHRONIC_ILLNESS: 2,
+    Vulnerability.PREGNANT_OR_LACTATING: 2,
+    Vulnerability.FEMALE_HEADED: 1,
+    Vulnerability.LARGE_FAMILY: 1,
+}
+
+
+class ScreeningLevel(StrEnum):
+    NONE = "none"
+    LOW = "low"  # score 1-2
+    MEDIUM = "medium"  # 3-4
+    HIGH = "high"  # 5 or more
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The vulnerability screening result: the flags found and a priority score."""
+
+    flags: frozenset[Vulnerability]
+    score: int
+    level: ScreeningLevel
+
+    def as_json(self) -> dict[str, Any]:
+        return {"flags": sorted(self.flags), "score": self.score, "level": self.level.value}
+
+
+def screen(
+    members: Sequence[_Person], *, declared: Iterable[Vulnerability], today: date
+) -> Screening:
+    """Declared household flags, the members' own flags, and what the composition shows:
+    the head's age and sex, three or more children (a large family in Ukrainian law), a
+    child alone."""
+    flags = set(declared)
+    for member in members:
+        flags.update(member.vulnerabilities)
+    head = next((m for m in members if m.relation is Relation.HEAD), None)
+    if head is not None:
+        head_age = age_on(head.date_of_birth, today)
+        if head_age >= 60:
+            flags.add(Vulnerability.ELDERLY_HEADED)
+        if head_age < 18:
+            flags.add(Vulnerability.CHILD_HEADED)
+            if len(members) == 1:
+                flags.add(Vulnerability.UNACCOMPANIED_MINOR)
+        if head.sex is Sex.FEMALE:
+            flags.add(Vulnerability.FEMALE_HEADED)
+    if sum(1 for m in members if age_on(m.date_of_birth, today) < 18) >= 3:
+        flags.add(Vulnerability.LARGE_FAMILY)
+    score = sum(SCREENING_WEIGHTS[f] for f in flags)
+    level = (
+        ScreeningLevel.NONE
+        if score == 0
+        else ScreeningLevel.LOW
+        if score <= 2
+        else ScreeningLevel.MEDIUM
+        if score <= 4
+        else ScreeningLevel.HIGH
+    )
+    return Screening(flags=frozenset(flags), score=score, level=level)
+
+
+def screening_of(household: HouseholdIn | Household, *, today: date) -> Screening:
+    return screen(list(household.members), declared=household.vulnerabilities, today=today)
+
+
 def household_registered(
-    household: HouseholdIn, *, household_id: UUID, now: datetime
+    household: HouseholdIn | Household, *, household_id: UUID, now: datetime
 ) -> HouseholdRegistered:
     """The shareable facts of a registration: ids, counts, codes and flags. No names."""
+    today = now.date()
     return HouseholdRegistered(
         household_id=household_id,
         registered_at=now,
@@ -171,21 +804,47 @@ def household_registered(
         partner_org=household.partner_org,
         location=Location(**household.location.model_dump()),
         displacement_status=household.displacement_status,
-        size=household.size,
-        composition=composition(household.members, today=now.date()),
-        vulnerabilities=frozenset(household.vulnerabilities),
+        size=len(household.members),
+        composition=composition(household.members, today=today),
+        vulnerabilities=screening_of(household, today=today).flags,
         consents=frozenset(household.consents),
     )
 
 
+def household_updated(
+    household: Household,
+    *,
+    changed: frozenset[str],
+    now: datetime,
+    channel: Channel,
+    partner_org: str | None,
+) -> HouseholdUpdated:
+    """The whole new shareable state, and which facts moved (personal ones by name only)."""
+    today = now.date()
+    return HouseholdUpdated(
+        household_id=household.household_id,
+        updated_at=now,
+        channel=channel,
+        partner_org=partner_org,
+        changed=changed,
+        location=household.location,
+        displacement_status=household.displacement_status,
+        size=household.size,
+        composition=composition(household.members, today=today),
+        vulnerabilities=screening_of(household, today=today).flags,
+    )
+
+
 def needs_assessed(
-    household: HouseholdIn,
+    household: HouseholdIn | HouseholdPatch,
     *,
     household_id: UUID,
     assessment_ids: list[UUID],
     now: datetime,
     default_assessor: str,
+    needs: Sequence[NeedIn] | None = None,
 ) -> list[NeedAssessed]:
+    chosen = list(household.needs or []) if needs is None else list(needs)
     return [
         NeedAssessed(
             assessment_id=assessment_id,
@@ -196,5 +855,130 @@ def needs_assessed(
             assessed_by=household.assessed_by or household.partner_org or default_assessor,
             details=need.details,
         )
-        for need, assessment_id in zip(household.needs, assessment_ids, strict=True)
+        for need, assessment_id in zip(chosen, assessment_ids, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class CurrentNeed:
+    sector: Sector
+    severity: int
+    details: NeedDetails | None
+
+
+def changed_needs(patch: Sequence[NeedIn], current: Iterable[CurrentNeed]) -> list[NeedIn]:
+    """The needs of a patch that differ from the current need of their sector."""
+    now = {n.sector: (n.severity, n.details) for n in current}
+    return [n for n in patch if now.get(n.sector) != (n.severity, n.details)]
+
+
+def apply_patch(household: Household, patch: HouseholdPatch, *, new_member_id: Any) -> Household:
+    """The household after the patch. Raises Refused for a member_id not in it."""
+    given = patch.model_fields_set
+    updates: dict[str, Any] = {}
+    if patch.location is not None:
+        updates["location"] = Location(**patch.location.model_dump())
+    if patch.displacement_status is not None:
+        updates["displacement_status"] = patch.displacement_status
+    if "address" in given:
+        updates["address"] = patch.address
+    if "phone" in given:
+        updates["phone"] = patch.phone
+    if patch.vulnerabilities is not None:
+        updates["vulnerabilities"] = frozenset(patch.vulnerabilities)
+    if patch.members is not None:
+        known = {m.member_id for m in household.members}
+        members = []
+        for index, member in enumerate(patch.members):
+            if member.member_id is not None and member.member_id not in known:
+                raise Refused(
+                    ("body", "members", index, "member_id"), "is not a member of this household"
+                )
+            members.append(member.to_member(member.member_id or new_member_id()))
+        if len({m.member_id for m in members}) != len(members):
+            raise Refused(("body", "members"), "the same member_id is listed twice")
+        updates["members"] = tuple(members)
+    return replace(household, **updates)
+
+
+def changes(before: Household, after: Household, *, today: date) -> frozenset[str]:
+    """Which facts an update changed, as HouseholdUpdated names them."""
+    found = set()
+    if before.location != after.location:
+        found.add("location")
+    if before.displacement_status != after.displacement_status:
+        found.add("displacement_status")
+    if before.size != after.size:
+        found.add("size")
+    if composition(before.members, today=today) != composition(after.members, today=today):
+        found.add("composition")
+    if screening_of(before, today=today).flags != screening_of(after, today=today).flags:
+        found.add("vulnerabilities")
+    if sorted(m.personal() for m in before.members) != sorted(
+        m.personal() for m in after.members
+    ) or {m.member_id for m in before.members} != {m.member_id for m in after.members}:
+        found.add("members")
+    if (before.phone, before.address) != (after.phone, after.address):
+        found.add("contact")
+    return frozenset(found)
+
+
+# ---- merges -----------------------------------------------------------------------------
+
+
+def same_person(a: Member, b: Member) -> bool:
+    """Whether two members of merged registrations are one person: a shared document, or
+    the same date of birth with the same family and given name keys."""
+    if set(a.documents) & set(b.documents):
+        return True
+    return (
+        a.date_of_birth == b.date_of_birth
+        and name_key(a.family_name) == name_key(b.family_name)
+        and name_key(a.given_name) == name_key(b.given_name)
+    )
+
+
+def documents_to_carry(survivor: Household, merged: Household) -> list[tuple[Member, Document]]:
+    """Documents of the merged registration's members that the survivor's same person lacks,
+    so that a search or a later registration with them finds the survivor."""
+    carried = []
+    for theirs in merged.members:
+        ours = next((m for m in survivor.members if same_person(m, theirs)), None)
+        if ours is None:
+            continue
+        carried.extend((ours, d) for d in theirs.documents if d not in ours.documents)
+    return carried
+
+
+@dataclass(frozen=True)
+class ConsentPlan:
+    #: Consents of the merged household to record on the survivor (with their who and when).
+    record: list[ConsentRecord] = field(default_factory=list)
+    #: The survivor's active consents the merged household withdrew later.
+    withdraw: list[tuple[ConsentRecord, ConsentRecord]] = field(default_factory=list)
+
+
+def consents_after_merge(
+    survivor: Sequence[ConsentRecord], merged: Sequence[ConsentRecord]
+) -> ConsentPlan:
+    """The household's latest decision per purpose wins, whichever registration holds it:
+    a consent given only in the merged registration moves to the survivor, and a withdrawal
+    recorded there after the survivor's consent withdraws it."""
+    plan = ConsentPlan()
+    for purpose in ConsentPurpose:
+        decisions: list[tuple[datetime, bool, ConsentRecord]] = []
+        for record in [*survivor, *merged]:
+            if record.purpose is not purpose:
+                continue
+            decisions.append((record.recorded_at, True, record))
+            if record.withdrawn_at is not None and record.ended_reason == "withdrawn":
+                decisions.append((record.withdrawn_at, False, record))
+        if not decisions:
+            continue
+        _, given, latest = max(decisions, key=lambda d: (d[0], not d[1]))
+        active = next((r for r in survivor if r.purpose is purpose and r.active), None)
+        if given and active is None:
+            plan.record.append(latest)
+        elif not given and active is not None and latest in merged:
+            plan.withdraw.append((active, latest))
+    return plan

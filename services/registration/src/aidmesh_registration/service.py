@@ -1,15 +1,107 @@
-"""Registration use cases: each one transaction of domain rows plus outbox rows."""
+"""Registration use cases: each one transaction of domain rows plus outbox rows.
+
+A use case gets a `Unit`: the transaction's connection, the outbox, the time and the id
+factory, and what caused it (an HTTP request starts a flow; an intake event continues the
+partner's). It loads, decides with the domain, saves and adds its events, all in that one
+transaction, so that a change and its events commit together or not at all.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from uuid import UUID
 
-from aidmesh_contracts import Envelope
+import asyncpg
+import structlog
+from aidmesh_contracts import (
+    ConsentPurpose,
+    ConsentRecorded,
+    ConsentWithdrawn,
+    DuplicateReason,
+    DuplicateSuspected,
+    Envelope,
+    HouseholdMerged,
+)
+from aidmesh_contracts.base import Event
+from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.service import Runtime
 
-from . import repository
-from .domain import HouseholdIn, household_registered, needs_assessed
+from . import dedup, repository
+from .domain import (
+    Conflict,
+    ConsentIn,
+    ConsentRecord,
+    ConsentWithdrawalIn,
+    Household,
+    HouseholdIn,
+    HouseholdPatch,
+    HouseholdStatus,
+    NotFound,
+    SuspicionStatus,
+    apply_patch,
+    changed_needs,
+    changes,
+    consents_after_merge,
+    documents_to_carry,
+    household_registered,
+    household_updated,
+    needs_assessed,
+    screening_of,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Unit:
+    """One transaction of a use case, and what its events are caused by."""
+
+    conn: asyncpg.Connection
+    outbox: Outbox
+    now: datetime
+    new_id: Callable[[], UUID]
+    default_assessor: str
+    #: The event that caused this work (an IntakeSubmitted), if any.
+    cause: Envelope | None = None
+    #: The flow to join when nothing caused this work (an HTTP X-Correlation-ID).
+    correlation_id: UUID | None = None
+    events: list[Envelope] = field(default_factory=list)
+
+    async def emit(self, event: Event, *, caused_by: Envelope | None = None) -> Envelope:
+        """Add an event to the outbox. Without an explicit cause, the first event of the
+        unit (or what caused the unit) is the cause, so one unit is one flow."""
+        cause = caused_by or self.cause or (self.events[0] if self.events else None)
+        envelope = await self.outbox.add(
+            self.conn,
+            event,
+            caused_by=cause,
+            correlation_id=None if cause else self.correlation_id,
+        )
+        self.events.append(envelope)
+        return envelope
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(
+    runtime: Runtime, *, correlation_id: UUID | None = None
+) -> AsyncIterator[Unit]:
+    """A Unit on a fresh transaction of the runtime's pool: commit on success, roll back
+    on any exception (nothing stored, nothing published)."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        yield Unit(
+            conn=conn,
+            outbox=runtime.outbox,
+            now=runtime.clock(),
+            new_id=runtime.new_id,
+            default_assessor=runtime.settings.default_assessor,  # type: ignore[attr-defined]
+            correlation_id=correlation_id,
+        )
+
+
+# ---- register ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -17,36 +109,477 @@ class Registered:
     household_id: UUID
     correlation_id: UUID
     events: list[Envelope]
+    #: Suspicions of duplication queued for review.
+    suspicions: list[UUID]
 
 
-async def register_household(
-    runtime: Runtime, household: HouseholdIn, *, correlation_id: UUID | None = None
-) -> Registered:
-    """Store a household and publish HouseholdRegistered plus one NeedAssessed per need.
+async def register(unit: Unit, household_in: HouseholdIn) -> Registered:
+    """Store a household; publish HouseholdRegistered, one NeedAssessed per need, and a
+    DuplicateSuspected per household it may duplicate.
 
-    The HouseholdRegistered event starts the flow: every later event about this
-    registration, in any service, carries its correlation id and a causation chain to it.
+    The HouseholdRegistered event starts the flow (unless the work was caused by an intake
+    event): every later event about this registration, in any service, carries its
+    correlation id and a causation chain to it.
     """
-    now = runtime.clock()
-    household_id = runtime.new_id()
-    registered = household_registered(household, household_id=household_id, now=now)
-    needs = needs_assessed(
-        household,
-        household_id=household_id,
-        assessment_ids=[runtime.new_id() for _ in household.needs],
-        now=now,
-        default_assessor=runtime.settings.default_assessor,  # type: ignore[attr-defined]
+    household = household_in.to_household(
+        household_id=unit.new_id(),
+        member_ids=[unit.new_id() for _ in household_in.members],
+        registered_at=unit.now,
     )
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        first = await runtime.outbox.add(conn, registered, correlation_id=correlation_id)
-        await repository.insert_household(
-            conn,
-            household,
-            household_id=household_id,
-            member_ids=[runtime.new_id() for _ in household.members],
-            registered_at=now,
-            correlation_id=first.correlationid,
+    keys = household.blocking_keys()
+    await repository.lock_blocking_keys(unit.conn, keys)
+    registered = await unit.emit(
+        household_registered(household, household_id=household.household_id, now=unit.now)
+    )
+    await repository.insert_household(
+        unit.conn,
+        household,
+        screening=screening_of(household, today=unit.now.date()),
+        correlation_id=registered.correlationid,
+    )
+    recorded_by = household_in.partner_org or household_in.assessed_by or unit.default_assessor
+    await repository.insert_consents(
+        unit.conn,
+        [
+            ConsentRecord(
+                consent_id=unit.new_id(),
+                household_id=household.household_id,
+                purpose=purpose,
+                recorded_by=recorded_by,
+                recorded_at=unit.now,
+            )
+            for purpose in sorted(household.consents)
+        ],
+    )
+    needs = needs_assessed(
+        household_in,
+        household_id=household.household_id,
+        assessment_ids=[unit.new_id() for _ in household_in.needs],
+        now=unit.now,
+        default_assessor=unit.default_assessor,
+    )
+    await repository.insert_needs(unit.conn, needs)
+    for need in needs:
+        await unit.emit(need, caused_by=registered)
+    suspicions = await check_duplicates(unit, household, keys=keys, caused_by=registered)
+    log.info(
+        "household_registered",
+        household_id=str(household.household_id),
+        channel=household.channel.value,
+        size=household.size,
+    )
+    return Registered(
+        household_id=household.household_id,
+        correlation_id=registered.correlationid,
+        events=list(unit.events),
+        suspicions=suspicions,
+    )
+
+
+# ---- deduplicate -------------------------------------------------------------------------
+
+
+async def check_duplicates(
+    unit: Unit,
+    household: Household,
+    *,
+    keys: frozenset[str] | None = None,
+    caused_by: Envelope | None = None,
+) -> list[UUID]:
+    """Store the household's blocking keys, compare it with the households sharing one,
+    queue each new suspicion for review and publish it (reasons only, never values)."""
+    keys = household.blocking_keys() if keys is None else keys
+    await repository.lock_blocking_keys(unit.conn, keys)
+    await repository.set_blocking_keys(unit.conn, household.household_id, keys)
+    ids = await repository.candidate_ids(unit.conn, keys, excluding=household.household_id)
+    if not ids:
+        return []
+    candidates = await repository.load_households(unit.conn, ids)
+    by_id = {c.household_id: c for c in candidates}
+    found = []
+    for match in dedup.find_duplicates(household.candidate(), [c.candidate() for c in candidates]):
+        other = by_id[match.candidate_household_id]
+        # The newer registration is the suspect; the earlier one its candidate.
+        newer, earlier = (
+            (household, other)
+            if (household.registered_at, str(household.household_id))
+            >= (other.registered_at, str(other.household_id))
+            else (other, household)
         )
-        await repository.insert_needs(conn, needs)
-        envelopes = [first] + [await runtime.outbox.add(conn, n, caused_by=first) for n in needs]
-    return Registered(household_id=household_id, correlation_id=first.correlationid, events=envelopes)
+        suspicion_id = unit.new_id()
+        inserted = await repository.insert_suspicion(
+            unit.conn,
+            suspicion_id=suspicion_id,
+            household_id=newer.household_id,
+            candidate_household_id=earlier.household_id,
+            score=match.score,
+            reasons=[r.value for r in match.reasons],
+            detected_at=unit.now,
+        )
+        if not inserted:
+            continue  # this pair is already queued, or was dismissed or resolved
+        await unit.emit(
+            DuplicateSuspected(
+                suspicion_id=suspicion_id,
+                household_id=newer.household_id,
+                candidate_household_id=earlier.household_id,
+                score=match.score,
+                reasons=frozenset(DuplicateReason(r) for r in match.reasons),
+                detected_at=unit.now,
+            ),
+            caused_by=caused_by,
+        )
+        found.append(suspicion_id)
+        log.info(
+            "duplicate_suspected",
+            suspicion_id=str(suspicion_id),
+            household_id=str(newer.household_id),
+            candidate_household_id=str(earlier.household_id),
+            score=match.score,
+            reasons=sorted(r.value for r in match.reasons),
+        )
+    return found
+
+
+# ---- update ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Updated:
+    household_id: UUID
+    changed: frozenset[str]
+    needs_changed: int
+    events: list[Envelope]
+
+
+async def active_household(unit: Unit, household_id: UUID) -> Household:
+    household = await repository.load_household(unit.conn, household_id, for_update=True)
+    if household is None:
+        raise NotFound(f"household {household_id} not found")
+    if household.status is HouseholdStatus.MERGED:
+        raise Conflict(f"household {household_id} was merged into {household.merged_into}")
+    return household
+
+
+async def update(
+    unit: Unit,
+    household_id: UUID,
+    patch: HouseholdPatch,
+    *,
+    before: Household | None = None,
+) -> Updated:
+    """Apply a change; publish HouseholdUpdated with the whole shareable state and what
+    changed, a NeedAssessed per need that changed, and DuplicateSuspected for new matches.
+    Nothing changed: nothing is written or published."""
+    before = before or await active_household(unit, household_id)
+    after = apply_patch(before, patch, new_member_id=unit.new_id)
+    today = unit.now.date()
+    changed = changes(before, after, today=today)
+    needs_in = changed_needs(
+        patch.needs or [], await repository.current_needs(unit.conn, household_id)
+    )
+    if not changed and not needs_in:
+        return Updated(household_id=household_id, changed=changed, needs_changed=0, events=[])
+    cause = None
+    if changed:
+        await repository.update_household(
+            unit.conn,
+            after,
+            screening=screening_of(after, today=today),
+            updated_at=unit.now,
+            members_changed="members" in changed,
+        )
+        cause = await unit.emit(
+            household_updated(
+                after,
+                changed=changed,
+                now=unit.now,
+                channel=patch.channel,
+                partner_org=patch.partner_org,
+            )
+        )
+    needs = needs_assessed(
+        patch,
+        household_id=household_id,
+        assessment_ids=[unit.new_id() for _ in needs_in],
+        now=unit.now,
+        default_assessor=unit.default_assessor,
+        needs=needs_in,
+    )
+    await repository.insert_needs(unit.conn, needs)
+    for need in needs:
+        await unit.emit(need, caused_by=cause)
+    if changed & {"members", "contact", "location"}:
+        await check_duplicates(unit, after, caused_by=cause)
+    log.info(
+        "household_updated",
+        household_id=str(household_id),
+        changed=sorted(changed),
+        needs=len(needs),
+    )
+    return Updated(
+        household_id=household_id,
+        changed=changed,
+        needs_changed=len(needs),
+        events=list(unit.events),
+    )
+
+
+# ---- consent -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentChanged:
+    consent_id: UUID
+    household_id: UUID
+    purpose: ConsentPurpose
+    recorded_by: str
+    at: datetime
+    event: Envelope
+
+
+async def record_consent(unit: Unit, household_id: UUID, consent: ConsentIn) -> ConsentChanged:
+    await active_household(unit, household_id)
+    records = await repository.consent_records(unit.conn, household_id)
+    if any(r.purpose is consent.purpose and r.active for r in records):
+        raise Conflict(f"consent for {consent.purpose.value} is already recorded")
+    record = ConsentRecord(
+        consent_id=unit.new_id(),
+        household_id=household_id,
+        purpose=consent.purpose,
+        recorded_by=consent.recorded_by,
+        recorded_at=unit.now,
+    )
+    await repository.insert_consents(unit.conn, [record])
+    event = await unit.emit(
+        ConsentRecorded(
+            consent_id=record.consent_id,
+            household_id=household_id,
+            purpose=record.purpose,
+            recorded_by=record.recorded_by,
+            recorded_at=record.recorded_at,
+        )
+    )
+    log.info("consent_recorded", household_id=str(household_id), purpose=consent.purpose.value)
+    return ConsentChanged(
+        record.consent_id, household_id, record.purpose, record.recorded_by, unit.now, event
+    )
+
+
+async def withdraw_consent(
+    unit: Unit,
+    household_id: UUID,
+    purpose: ConsentPurpose,
+    withdrawal: ConsentWithdrawalIn,
+) -> ConsentChanged:
+    await active_household(unit, household_id)
+    records = await repository.consent_records(unit.conn, household_id)
+    active = next((r for r in records if r.purpose is purpose and r.active), None)
+    if active is None:
+        raise Conflict(f"there is no consent for {purpose.value} to withdraw")
+    await repository.end_consent(
+        unit.conn, active.consent_id, by=withdrawal.recorded_by, at=unit.now, reason="withdrawn"
+    )
+    event = await unit.emit(
+        ConsentWithdrawn(
+            consent_id=active.consent_id,
+            household_id=household_id,
+            purpose=purpose,
+            recorded_by=withdrawal.recorded_by,
+            withdrawn_at=unit.now,
+        )
+    )
+    log.info("consent_withdrawn", household_id=str(household_id), purpose=purpose.value)
+    return ConsentChanged(
+        active.consent_id, household_id, purpose, withdrawal.recorded_by, unit.now, event
+    )
+
+
+# ---- duplicates: merge or dismiss -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Merged:
+    household_id: UUID  # the survivor
+    merged_household_id: UUID
+    suspicion_id: UUID | None
+    events: list[Envelope]
+
+
+async def merge(
+    unit: Unit,
+    *,
+    merged_id: UUID,
+    survivor_id: UUID,
+    decided_by: str,
+    suspicion_id: UUID | None = None,
+) -> Merged:
+    """Merge a duplicate into the household that stays; publish HouseholdMerged.
+
+    The merged household keeps its record (GET says where it went) but leaves dedup and
+    search; documents of its members who are the survivor's members too move over; the
+    household's latest consent decision per purpose holds for the survivor (ConsentRecorded
+    or ConsentWithdrawn on the survivor when that changes its consents); other open
+    suspicions about it are superseded and the survivor is checked again.
+    """
+    if merged_id == survivor_id:
+        raise Conflict("a household cannot be merged into itself")
+    await repository.lock_households(unit.conn, [merged_id, survivor_id])
+    households = {
+        h.household_id: h
+        for h in await repository.load_households(unit.conn, [merged_id, survivor_id])
+    }
+    for household_id in (merged_id, survivor_id):
+        household = households.get(household_id)
+        if household is None:
+            raise NotFound(f"household {household_id} not found")
+        if household.status is HouseholdStatus.MERGED:
+            raise Conflict(
+                f"household {household_id} was already merged into {household.merged_into}"
+            )
+    merged, survivor = households[merged_id], households[survivor_id]
+
+    merged_event = await unit.emit(
+        HouseholdMerged(
+            household_id=survivor_id,
+            merged_household_id=merged_id,
+            suspicion_id=suspicion_id,
+            decided_by=decided_by,
+            merged_at=unit.now,
+        )
+    )
+    await repository.mark_merged(
+        unit.conn, merged=merged_id, survivor=survivor_id, merged_at=unit.now
+    )
+    await repository.set_blocking_keys(unit.conn, merged_id, [])
+
+    carried = documents_to_carry(survivor, merged)
+    await repository.insert_documents(
+        unit.conn, [(member.member_id, survivor_id, document) for member, document in carried]
+    )
+
+    await _merge_consents(
+        unit,
+        merged_id=merged_id,
+        survivor_id=survivor_id,
+        decided_by=decided_by,
+        cause=merged_event,
+    )
+
+    if suspicion_id is not None:
+        await repository.resolve_suspicion(
+            unit.conn,
+            suspicion_id,
+            status=SuspicionStatus.MERGED,
+            by=decided_by,
+            at=unit.now,
+            survivor=survivor_id,
+        )
+    await repository.supersede_suspicions(unit.conn, merged_id, by=decided_by, at=unit.now)
+    if carried:
+        survivor = replace(
+            survivor,
+            members=tuple(
+                replace(
+                    m,
+                    documents=m.documents
+                    + tuple(d for o, d in carried if o.member_id == m.member_id),
+                )
+                for m in survivor.members
+            ),
+        )
+    await check_duplicates(unit, survivor, caused_by=merged_event)
+    log.info(
+        "household_merged",
+        household_id=str(survivor_id),
+        merged_household_id=str(merged_id),
+        documents_carried=len(carried),
+    )
+    return Merged(
+        household_id=survivor_id,
+        merged_household_id=merged_id,
+        suspicion_id=suspicion_id,
+        events=list(unit.events),
+    )
+
+
+async def _merge_consents(
+    unit: Unit, *, merged_id: UUID, survivor_id: UUID, decided_by: str, cause: Envelope
+) -> None:
+    survivor_records = await repository.consent_records(unit.conn, survivor_id)
+    merged_records = await repository.consent_records(unit.conn, merged_id)
+    plan = consents_after_merge(survivor_records, merged_records)
+    for given in plan.record:
+        record = replace(given, consent_id=unit.new_id(), household_id=survivor_id)
+        await repository.insert_consents(unit.conn, [record])
+        await unit.emit(
+            ConsentRecorded(
+                consent_id=record.consent_id,
+                household_id=survivor_id,
+                purpose=record.purpose,
+                recorded_by=record.recorded_by,
+                recorded_at=record.recorded_at,
+            ),
+            caused_by=cause,
+        )
+    for active, withdrawal in plan.withdraw:
+        assert withdrawal.withdrawn_at is not None
+        by = withdrawal.withdrawn_by or decided_by
+        await repository.end_consent(
+            unit.conn, active.consent_id, by=by, at=withdrawal.withdrawn_at, reason="withdrawn"
+        )
+        await unit.emit(
+            ConsentWithdrawn(
+                consent_id=active.consent_id,
+                household_id=survivor_id,
+                purpose=active.purpose,
+                recorded_by=by,
+                withdrawn_at=withdrawal.withdrawn_at,
+            ),
+            caused_by=cause,
+        )
+    for record in merged_records:
+        if record.active:
+            await repository.end_consent(
+                unit.conn, record.consent_id, by=decided_by, at=unit.now, reason="merged"
+            )
+
+
+async def open_suspicion(unit: Unit, suspicion_id: UUID) -> repository.Suspicion:
+    suspicion = await repository.get_suspicion(unit.conn, suspicion_id, for_update=True)
+    if suspicion is None:
+        raise NotFound(f"suspicion {suspicion_id} not found")
+    if suspicion.status is not SuspicionStatus.OPEN:
+        raise Conflict(f"suspicion {suspicion_id} is already {suspicion.status.value}")
+    return suspicion
+
+
+async def merge_suspected(
+    unit: Unit, suspicion_id: UUID, *, decided_by: str, survivor_id: UUID | None
+) -> Merged:
+    """Resolve a suspicion by merging: by default the earlier registration stays."""
+    suspicion = await open_suspicion(unit, suspicion_id)
+    pair = (suspicion.household_id, suspicion.candidate_household_id)
+    survivor_id = survivor_id or suspicion.candidate_household_id
+    if survivor_id not in pair:
+        raise Conflict("the household that stays must be one of the suspected pair")
+    merged_id = pair[0] if survivor_id == pair[1] else pair[1]
+    return await merge(
+        unit,
+        merged_id=merged_id,
+        survivor_id=survivor_id,
+        decided_by=decided_by,
+        suspicion_id=suspicion_id,
+    )
+
+
+async def dismiss(unit: Unit, suspicion_id: UUID, *, decided_by: str) -> repository.Suspicion:
+    """Not the same household: the pair leaves the queue and is not raised again."""
+    await open_suspicion(unit, suspicion_id)
+    await repository.resolve_suspicion(
+        unit.conn, suspicion_id, status=SuspicionStatus.DISMISSED, by=decided_by, at=unit.now
+    )
+    log.info("duplicate_dismissed", suspicion_id=str(suspicion_id))
+    suspicion = await repository.get_suspicion(unit.conn, suspicion_id)
+    assert suspicion is not None
+    return suspicion

@@ -1,0 +1,278 @@
+"""No personal data leaves registration on any topic.
+
+Every path that publishes is driven with distinctive names, phones, documents, birth dates
+and addresses: registration, update, Kobo create and edit, the intake topic, a duplicate
+found and merged, another dismissed, consent recorded and withdrawn. Then every record
+registration published (each outbox row, and the Kafka record of each of those ids: value,
+key and headers) is searched for each of those values, in Cyrillic, in the official Latin
+form, as a matching key, and the phones and documents in their other spellings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+from aidmesh_contracts import IntakeSource, IntakeSubmitted
+from aidmesh_registration.translit import name_key, to_latin
+from aidmesh_runtime.testing import Database, EventLog, Seen, kafka_producer, publish
+from httpx import AsyncClient
+
+pytestmark = pytest.mark.integration
+
+FAMILY = "Ґудзь-Щербатюк"
+SECOND_FAMILY = "Кривошапко"
+GIVEN = ("Євстахій", "Ярослава", "Їжена", "Юхим", "Зоряна", "Пилип")
+PATRONYMIC = ("Олексійович", "Богданівна", "Остапівна")
+PHONES = ("+380674418326", "+380935527104", "+380661239987")
+PASSPORT, ID_CARD, IDP_CERTIFICATE = "ЕК734618", "904412733", "6312-5518203347"
+BIRTHS = ("1968-02-27", "1971-11-23", "2009-04-16", "2013-12-05")
+ADDRESSES = ("вул. Квітки-Основ'яненка, 118, кв. 63, Харків", "пров. Ґонти, 7, Полтава")
+
+
+def person(given: str, family: str, born: str, relation: str, **more: Any) -> dict[str, Any]:
+    return {
+        "family_name": family,
+        "given_name": given,
+        "sex": "female" if given.endswith("а") else "male",
+        "date_of_birth": born,
+        "relation": relation,
+    } | more
+
+
+def household(**overrides: Any) -> dict[str, Any]:
+    return {
+        "channel": "field_office",
+        "partner_org": "IOM",
+        "location": {"adm3_pcode": "UA6312001"},
+        "displacement_status": "idp",
+        "address": ADDRESSES[0],
+        "phone": PHONES[0],
+        "members": [
+            person(
+                GIVEN[0],
+                FAMILY,
+                BIRTHS[0],
+                "head",
+                patronymic=PATRONYMIC[0],
+                documents=[
+                    {"kind": "passport", "number": PASSPORT},
+                    {"kind": "idp_certificate", "number": IDP_CERTIFICATE},
+                ],
+                vulnerabilities=["disability"],
+            ),
+            person(
+                GIVEN[1],
+                FAMILY,
+                BIRTHS[1],
+                "spouse",
+                patronymic=PATRONYMIC[1],
+                documents=[{"kind": "id_card", "number": ID_CARD}],
+            ),
+            person(GIVEN[2], FAMILY, BIRTHS[2], "child", patronymic=PATRONYMIC[2]),
+        ],
+        "consents": ["registration", "data_sharing"],
+        "needs": [
+            {"sector": "shelter", "severity": 4, "details": {"damage_level": "heavy"}},
+            {"sector": "protection", "severity": 3, "details": {"concern_codes": ["gbv_risk"]}},
+        ],
+    } | overrides
+
+
+def kobo_answers(instance: str, **answers: Any) -> dict[str, Any]:
+    return {
+        "_uuid": instance.removeprefix("uuid:"),
+        "meta/instanceID": instance,
+        "_submission_time": "2026-01-12T08:20:11",
+        "_xform_id_string": "aTEr5MZHhLfRW7bDZXrxZ4",
+        "consent/registration": "yes",
+        "consent/data_sharing": "yes",
+        "location/adm1": "UA53",
+        "location/address": ADDRESSES[1],
+        "household/displacement_status": "returnee",
+        "household/phone": "093 552 71 04",  # PHONES[1]
+        "head/family_name": SECOND_FAMILY,
+        "head/given_name": GIVEN[3],
+        "head/patronymic": PATRONYMIC[0],
+        "head/sex": "male",
+        "head/dob": BIRTHS[3].replace("2013", "1959"),
+        "head/document_type": "passport",
+        "head/document_number": "ek 734619",
+        "members": [
+            {
+                "members/family_name": SECOND_FAMILY,
+                "members/given_name": GIVEN[4],
+                "members/sex": "female",
+                "members/dob": BIRTHS[3],
+                "members/relation": "grandchild",
+            }
+        ],
+        "needs/health_severity": "3",
+        "needs/health_services": "mhpss",
+    } | answers
+
+
+def spellings() -> set[str]:
+    """Every personal value, in every form it could leak in."""
+    names = {FAMILY, SECOND_FAMILY, *GIVEN, *PATRONYMIC, *FAMILY.split("-")}
+    found = set()
+    for name in names:
+        latin = to_latin(name)
+        found |= {name, name.upper(), latin, latin.upper(), latin.lower(), name_key(name)}
+    for phone in PHONES:
+        national = "0" + phone.removeprefix("+380")
+        found |= {phone, phone.removeprefix("+"), national, phone[-7:]}
+    found.add("552 71 04")
+    for document in (PASSPORT, ID_CARD, IDP_CERTIFICATE, "ЕК734619"):
+        found |= {document, document[2:] if document[0].isalpha() else document}
+    found |= {"EK734618", "EK734619", IDP_CERTIFICATE.replace("-", "")}
+    found |= set(BIRTHS) | {"1959-12-05", *(b.replace("-", "") for b in BIRTHS)}
+    for address in ADDRESSES:
+        found |= {address, "Квітки-Основ'яненка", "Kvitky-Osnovianenka", "Ґонти", "Gonty"}
+    # Only distinctive strings: a short number could occur by chance in a time or an id.
+    return {s for s in found if len(s) >= (7 if s[-1].isdigit() else 5)}
+
+
+@pytest.fixture(scope="module")
+async def producer() -> AsyncIterator[Any]:
+    async with kafka_producer() as producer:
+        yield producer
+
+
+async def ok(response: Any, *codes: int) -> dict[str, Any]:
+    assert response.status_code in (codes or (200, 201)), response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def drive_every_path(
+    client: AsyncClient, database: asyncpg.Connection, producer: Any
+) -> None:
+    # Registration, then an update of everything personal and shareable.
+    first = (await ok(await client.post("/households", json=household())))["household_id"]
+    members = (await ok(await client.get(f"/households/{first}")))["members"]
+    newcomer = person(GIVEN[5], SECOND_FAMILY, BIRTHS[3], "other_relative")
+    await ok(
+        await client.patch(
+            f"/households/{first}",
+            json={
+                "address": ADDRESSES[1],
+                "phone": PHONES[2],
+                "location": {"adm1_pcode": "UA53"},
+                "members": [
+                    {**household()["members"][i], "member_id": members[i]["member_id"]}
+                    for i in range(3)
+                ]
+                + [newcomer],
+                "needs": [{"sector": "health", "severity": 2}],
+            },
+        )
+    )
+    # Consent recorded and withdrawn.
+    await ok(
+        await client.post(
+            f"/households/{first}/consents", json={"purpose": "referral", "recorded_by": "UNHCR"}
+        )
+    )
+    await ok(
+        await client.post(
+            f"/households/{first}/consents/data_sharing/withdraw", json={"recorded_by": "IOM"}
+        )
+    )
+    # The same family registered again (same passport): suspected, then merged.
+    again = await ok(await client.post("/households", json=household(partner_org="NRC")))
+    [suspicion] = again["suspected_duplicates"]
+    await ok(await client.post(f"/duplicates/{suspicion}/merge", json={"decided_by": "IOM-REG"}))
+    # Another resemblance, dismissed: same names and births, another phone and no documents.
+    lookalike = household(
+        phone=PHONES[1],
+        members=[{k: v for k, v in m.items() if k != "documents"} for m in household()["members"]],
+    )
+    third = await ok(await client.post("/households", json=lookalike))
+    for suspicion in third["suspected_duplicates"]:
+        await ok(await client.post(f"/duplicates/{suspicion}/dismiss", json={"decided_by": "IOM"}))
+    # KoboToolbox: a submission, its edit, and one that cannot be mapped.
+    original = kobo_answers(f"uuid:{uuid4()}")
+    await ok(await client.post("/intake/kobo", params={"partner_org": "NRC"}, json=original))
+    edit = original | {
+        "meta/instanceID": f"uuid:{uuid4()}",
+        "meta/deprecatedID": original["meta/instanceID"],
+        "household/phone": PHONES[2],
+        "consent/data_sharing": "no",
+    }
+    await ok(await client.post("/intake/kobo", params={"partner_org": "NRC"}, json=edit))
+    broken = kobo_answers(f"uuid:{uuid4()}", **{"head/dob": "2099-01-01"})
+    await ok(await client.post("/intake/kobo", params={"partner_org": "NRC"}, json=broken), 422)
+    # The intake topic: a partner's registration.
+    answers = household(phone=PHONES[1], address=ADDRESSES[1])
+    del answers["channel"], answers["partner_org"]
+    event = IntakeSubmitted(
+        submission_id=f"pin-{uuid4().hex[:10]}",
+        source=IntakeSource.PARTNER,
+        partner_org="PIN",
+        form_id="pin_form",
+        submitted_at=datetime.now(UTC),
+        format="aidmesh_household_v1",
+        answers=answers,
+    )
+    await publish(producer, event)
+    await Database(database).eventually(
+        "SELECT 1 FROM intake_submissions WHERE submission_id = $1 AND status = 'registered'",
+        event.submission_id,
+        what="the partner's intake registered",
+    )
+
+
+async def test_no_personal_data_leaves_registration_on_any_topic(
+    registration: AsyncClient, database: asyncpg.Connection, events: EventLog, producer: Any
+) -> None:
+    await drive_every_path(registration, database, producer)
+
+    rows = await database.fetch("SELECT event_id, topic, key, headers, payload FROM outbox")
+    types = {dict(json.loads(r["headers"]))["ce_type"].split(".")[-2] for r in rows}
+    # Every kind of event registration publishes was produced, so every kind was checked.
+    assert types >= {
+        "registered",
+        "updated",
+        "assessed",
+        "suspected",
+        "merged",
+        "recorded",
+        "withdrawn",
+    }
+    ids = {r["event_id"] for r in rows}
+    on_kafka: list[Seen] = await events.wait_for(
+        lambda rs: {r.envelope.id for r in rs if r.envelope} >= ids,
+        select=lambda r: r.envelope is not None and r.envelope.id in ids,
+        what="every event registration published",
+    )
+    secrets = spellings()
+    # The registry itself holds them: the values were really submitted.
+    stored = json.dumps(
+        [dict(r) for r in await database.fetch("SELECT * FROM members")],
+        default=str,
+        ensure_ascii=False,
+    )
+    assert FAMILY in stored and to_latin(FAMILY) in stored and GIVEN[5] in stored
+    for row in rows:
+        published = row["payload"].decode() + row["headers"] + row["key"] + row["topic"]
+        for secret in secrets:
+            assert secret not in published, f"outbox {row['event_id']} leaks {secret!r}"
+    for record in on_kafka:
+        wire = (
+            (record.value or b"").decode()
+            + json.dumps(record.headers, ensure_ascii=False)
+            + (record.key or b"").decode()
+        )
+        for secret in secrets:
+            assert secret not in wire, f"{record.topic} {record.offset} leaks {secret!r}"
+    assert {r.topic for r in on_kafka} <= {
+        "aidmesh.registration.household.v1",
+        "aidmesh.assessment.need.v1",
+    }
+    assert len({r.envelope.id for r in on_kafka if r.envelope}) == len(ids)
+    assert all(isinstance(i, UUID) for i in ids)
