@@ -101,3 +101,26 @@ pid_alive() {
   kill -0 "$pid" 2>/dev/null || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern"
 }
+
+# stop_process PID_FILE PATTERN GRACE_S: SIGTERM the process of a pid file (if it is alive
+# and is ours), wait up to GRACE_S for it to exit, then SIGKILL; the pid file goes.
+stop_process() {
+  local pid_file=$1 pattern=$2 grace=$3 pid
+  pid=$(cat "$pid_file" 2>/dev/null || true)
+  if ! pid_alive "$pid" "$pattern"; then
+    rm -f "$pid_file"
+    say "not running"
+    return 0
+  fi
+  say "stopping (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + grace))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then
+    warn "still running after ${grace}s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$pid_file"
+  say "stopped"
+}

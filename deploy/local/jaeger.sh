@@ -229,24 +229,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local pid
-  pid=$(read_pid)
-  if ! pid_alive "$pid" "$BIN"; then
-    rm -f "$PID_FILE"
-    say "not running"
-    return 0
-  fi
-  say "stopping (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 20))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-  if kill -0 "$pid" 2>/dev/null; then
-    warn "still running after 20s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-  fi
-  rm -f "$PID_FILE"
-  say "stopped"
+  stop_process "$PID_FILE" "$BIN" 20
 }
 
 cmd_status() {

@@ -353,22 +353,10 @@ class _BatchOutbox(Outbox):
         super().__init__(source=outbox.source, clock=outbox.clock, new_id=outbox.new_id)
         self._rows: list[tuple[UUID, str, str, str, bytes]] = []
 
-    async def add(
-        self,
-        conn: asyncpg.Connection,
-        event: Event,
-        *,
-        caused_by: Envelope | None = None,
-        correlation_id: UUID | None = None,
-        traceparent: str | None = None,
-    ) -> Envelope:
-        if not conn.is_in_transaction():
-            raise RuntimeError("Outbox.add must run inside the transaction of the domain change")
-        envelope, row = self.prepare(
-            event, caused_by=caused_by, correlation_id=correlation_id, traceparent=traceparent
-        )
+    async def _write(
+        self, conn: asyncpg.Connection, row: tuple[UUID, str, str, str, bytes]
+    ) -> None:
         self._rows.append(row)
-        return envelope
 
     async def add_prepared(
         self, conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str, str, str, bytes]]

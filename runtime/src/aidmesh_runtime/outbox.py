@@ -67,6 +67,12 @@ class Outbox:
         envelope, row = self.prepare(
             event, caused_by=caused_by, correlation_id=correlation_id, traceparent=traceparent
         )
+        await self._write(conn, row)
+        return envelope
+
+    async def _write(
+        self, conn: asyncpg.Connection, row: tuple[UUID, str, str, str, bytes]
+    ) -> None:
         # One round trip for the row and the wake-up call. The notification is delivered at
         # commit, only if the transaction commits, and wakes the relay at once.
         await conn.execute(
@@ -75,7 +81,6 @@ class Outbox:
             f"SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM written",
             *row,
         )
-        return envelope
 
     def prepare(
         self,

@@ -57,6 +57,10 @@ PREFIX = 3
 #: A blocking key shared by more households than this identifies no one (a partner's office
 #: phone on every form, a placeholder document number): it finds no candidates.
 MAX_BLOCK = 200
+#: Suspicions queued for one registration, the best scores first: a household registered
+#: again and again (or a form filled with the same test data) must not flood the review
+#: queue and the household topic with every pair.
+MAX_SUSPICIONS = 10
 
 # How much each kind of evidence weighs in the fuzzy score (they add up to 1).
 _W_NAME, _W_BIRTH, _W_MEMBERS, _W_LOCATION = 0.5, 0.25, 0.15, 0.10

@@ -197,7 +197,8 @@ async def check_duplicates(
     candidates = await repository.load_households(unit.conn, ids)
     by_id = {c.household_id: c for c in candidates}
     found = []
-    for match in dedup.find_duplicates(household.candidate(), [c.candidate() for c in candidates]):
+    matches = dedup.find_duplicates(household.candidate(), [c.candidate() for c in candidates])
+    for match in matches[: dedup.MAX_SUSPICIONS]:
         other = by_id[match.candidate_household_id]
         # The newer registration is the suspect; the earlier one its candidate.
         newer, earlier = (
