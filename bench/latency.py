@@ -4,10 +4,11 @@ to the consumer's database commit, p50 / p95 / p99 at 100, 1,000 and 5,000 event
 Producer: transactions on a pool of connections, one event each, written to the outbox
 (`Outbox.add`, as every use case does) and started on a fixed schedule; the clock is read
 right after each COMMIT returns. The service's outbox relay publishes them.
-Consumer: a second service (inbox consumer, batch transactions) whose handler does
-`NOTIFY bench_committed, '<event id>'` in its transaction: PostgreSQL delivers it when that
-transaction commits, to a connection of the benchmark that reads the clock on arrival.
-Both clocks are this process's monotonic clock.
+Consumer: a second service in its own process (bench/_latency_consumer.py: inbox consumer,
+batch transactions) whose handler does `NOTIFY bench_committed, '<event id>'` in its
+transaction: PostgreSQL delivers it when that transaction commits, to a connection of the
+benchmark that reads the clock on arrival. Both times are read by this process's monotonic
+clock. (Two processes, as two services would run; the machine has two cores.)
 
 Settings: BENCH_LATENCY_RATES ("100,1000,5000"), BENCH_LATENCY_SECONDS (10 per rate).
 """
@@ -15,7 +16,9 @@ Settings: BENCH_LATENCY_RATES ("100,1000,5000"), BENCH_LATENCY_SECONDS (10 per r
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -24,8 +27,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import httpx
 from aidmesh_contracts import AssistanceDelivered, Location
-from aidmesh_runtime.consumer import HandlerContext
 from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.service import create_service_app
 from aidmesh_runtime.settings import ServiceSettings
@@ -39,8 +42,31 @@ class ProducerSettings(ServiceSettings):
     service_name = "bench"
 
 
-class ConsumerSettings(ServiceSettings):
-    service_name = "bench"
+CONSUMER = Path(__file__).with_name("_latency_consumer.py")
+CONSUMER_PORT = 19300
+
+
+async def start_consumer(*, db_name: str, group: str) -> asyncio.subprocess.Process:
+    env = os.environ | {
+        "AIDMESH_BENCH_DB_NAME": db_name,
+        "AIDMESH_BENCH_CONSUMER_GROUP": group,
+        "AIDMESH_BENCH_CONSUMER_OFFSET_RESET": "latest",
+        "AIDMESH_BENCH_HTTP_PORT": str(CONSUMER_PORT),
+        "AIDMESH_OTLP_ENDPOINT": "",
+        "AIDMESH_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(sys.executable, str(CONSUMER), env=env)
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(f"http://127.0.0.1:{CONSUMER_PORT}/readyz")).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("the bench consumer did not get ready in 60 s")
 
 
 def delivery(now: datetime) -> AssistanceDelivered:
@@ -151,16 +177,11 @@ async def run(env: Any) -> dict[str, Any]:
         "log_level": "WARNING",
     }
     producer_settings = ProducerSettings(db_name=unique("aidmesh_bench_p"), **common)
-    consumer_settings = ConsumerSettings(
-        db_name=unique("aidmesh_bench_c"), consumer_group=unique("bench-latency"), **common
-    )
-
-    async def announce(event: AssistanceDelivered, ctx: HandlerContext) -> None:
-        await ctx.conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(ctx.envelope.id))
-
-    for settings in (producer_settings, consumer_settings):
-        await fresh_database(settings.database, owner="aidmesh_bench")
+    consumer_db = unique("aidmesh_bench_c")
+    for database in (producer_settings.database, consumer_db):
+        await fresh_database(database, owner="aidmesh_bench")
     results = []
+    consumer = None
     try:
         with tempfile.TemporaryDirectory() as empty:
             producer_app = create_service_app(
@@ -169,16 +190,10 @@ async def run(env: Any) -> dict[str, Any]:
                 title="bench producer",
                 description="writes events to its outbox at a fixed rate",
             )
-            consumer_app = create_service_app(
-                settings=consumer_settings,
-                migrations=Path(empty),
-                handlers={AssistanceDelivered: announce},
-                title="bench consumer",
-                description="announces each commit",
-            )
-            async with running_app(producer_app), running_app(consumer_app):
+            consumer = await start_consumer(db_name=consumer_db, group=unique("bench-latency"))
+            async with running_app(producer_app):
                 listener = Listener()
-                listen = await asyncpg.connect(consumer_settings.database_dsn)
+                listen = await asyncpg.connect(ProducerSettings(db_name=consumer_db).database_dsn)
                 await listen.add_listener(CHANNEL, listener)
                 pool = await asyncpg.create_pool(
                     producer_settings.database_dsn, min_size=10, max_size=10
@@ -192,8 +207,11 @@ async def run(env: Any) -> dict[str, Any]:
                     await pool.close()
                     await listen.close()
     finally:
-        for settings in (producer_settings, consumer_settings):
-            await drop_database(settings.database)
+        if consumer is not None:
+            consumer.terminate()
+            await asyncio.wait_for(consumer.wait(), timeout=30)
+        for database in (producer_settings.database, consumer_db):
+            await drop_database(database)
     table = []
     for r in results:
         row = {
@@ -211,8 +229,10 @@ async def run(env: Any) -> dict[str, Any]:
         "summary": {f"p99_ms_at_{r['rate_wanted']}": r["p99_ms"] for r in results},
         "table": table,
         "notes": [
-            "Producer: one transaction per event (outbox row + NOTIFY) on a pool of 10;"
-            " relay publishes (idempotent, acks=all). Consumer: batch transactions with the"
-            " inbox; its NOTIFY arrives at commit. Traces off.",
+            "Producer (the benchmark process): one transaction per event (outbox row +"
+            " NOTIFY) on a pool of 10, and its service's relay (idempotent, acks=all)."
+            " Consumer: a service process of its own, batch transactions with the inbox;"
+            " its NOTIFY arrives at commit. Traces off. rate_achieved is what the producer"
+            " committed per second: below the wanted rate, the producer is the limit.",
         ],
     }
