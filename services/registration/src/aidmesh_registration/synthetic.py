@@ -44,7 +44,7 @@ from .reference import oblast_pcodes
 from .translit import to_latin
 
 #: Changes whenever the same seed would give other data (files generated before are stale).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: "Today" of the synthetic world (ages are computed against it), fixed for determinism.
 TODAY = date(2026, 1, 15)
 
@@ -207,8 +207,10 @@ class _World:
         found: dict[str, str | None] = {}
         if adult and rng.random() < 0.85:
             if rng.random() < 0.5:
-                letters = rng.choice(_PASSPORT_SERIES) + rng.choice(_PASSPORT_SERIES)
-                found["passport"] = f"{letters}{serial:06}"[-8:]
+                # Six digits only: past 999,999 the series' first letter moves on, so a
+                # number stays valid and no two people share one (10 million in all).
+                first = _PASSPORT_SERIES[(serial // 10**6) % len(_PASSPORT_SERIES)]
+                found["passport"] = f"{first}{rng.choice(_PASSPORT_SERIES)}{serial % 10**6:06}"
             else:
                 found["id_card"] = f"{serial:09}"
         if idp and rng.random() < 0.5:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections import Counter
 from pathlib import Path
@@ -140,3 +141,21 @@ def test_household_columns_are_filled_on_the_first_row_of_a_household_only() -> 
 
     assert first["adm1_pcode"] == records[0].adm1
     assert "adm1_pcode" not in second
+
+
+def test_documents_stay_valid_and_distinct_past_a_million_people() -> None:
+    from aidmesh_registration.domain import DocumentKind, normalise_document
+    from aidmesh_registration.synthetic import _World
+
+    world = _World(seed=3)
+    world._documents = itertools.count(999_000)  # the millionth person is near
+    passports = []
+    for _ in range(4_000):
+        found = world.documents(adult=True, idp=True)
+        if found.get("passport"):
+            passports.append(normalise_document(DocumentKind.PASSPORT, found["passport"]))
+        if found.get("id_card"):
+            normalise_document(DocumentKind.ID_CARD, found["id_card"])
+
+    assert len(passports) > 1_000
+    assert len(set(passports)) == len(passports)
