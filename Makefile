@@ -12,6 +12,14 @@ PY := $(VENV)/bin/python
 AIDMESH := $(VENV)/bin/aidmesh
 PYTEST := $(PY) -m pytest
 
+# Two copies of a service on the same topics would both react to the tests' (or the
+# benchmarks') events: the make up services stop first, and make up starts them again.
+STOP_LOCAL_SERVICES = if bash deploy/local/services.sh status >/dev/null 2>&1 || pgrep -f 'python -m aidmesh_' >/dev/null; then \
+	  echo "==> stopping the local services (make up) so the tests own the topics; make up starts them again"; \
+	  bash deploy/local/services.sh stop; fi
+# Their traffic was not for the make up services: move those groups past it.
+SKIP_TEST_TRAFFIC = mkdir -p var/logs; $(AIDMESH) infra skip-test-traffic >var/logs/skip-test-traffic.log 2>&1 || true
+
 .PHONY: help install infra-up infra-down infra-status bootstrap services-up services-down \
         services-status up down demo test test-unit test-integration test-e2e lint format \
         schemas logs clean bench
@@ -70,15 +78,11 @@ down: ## Stop services, Prometheus, Jaeger, Kafka and PostgreSQL
 test: install ## Every test: unit, integration (real Kafka + PostgreSQL), end-to-end
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory infra-up
-	@# Two copies of a service on the same topics would both react to the tests' events.
-	@if bash deploy/local/services.sh status >/dev/null 2>&1 || pgrep -f 'python -m aidmesh_' >/dev/null; then \
-	  echo "==> stopping the local services (make up) so the tests own the topics; make up starts them again"; \
-	  bash deploy/local/services.sh stop; fi
+	@$(STOP_LOCAL_SERVICES)
 	@# The tests' traffic is not for the make up services: move their groups past it first
 	@# (quietly: pytest's summary stays the last line), so the next make up does not replay it.
 	@status=0; $(PYTEST) contracts/tests runtime/tests ops/tests services tests || status=$$?; \
-	  mkdir -p var/logs; $(AIDMESH) infra skip-test-traffic >var/logs/skip-test-traffic.log 2>&1 || true; \
-	  exit $$status
+	  $(SKIP_TEST_TRAFFIC); exit $$status
 
 test-unit: install ## Unit tests only (no infrastructure)
 	@$(PYTEST) -m "not integration and not e2e" contracts/tests runtime/tests ops/tests services
@@ -101,7 +105,8 @@ schemas: install ## Regenerate what is generated from the contracts: JSON Schema
 	@$(PY) -m aidmesh_ops.k8s write
 
 bench: infra-up ## Benchmarks (not part of make test): bench/results/<date>.json and .md
-	@$(PY) bench/run.py $(BENCH)
+	@$(STOP_LOCAL_SERVICES)
+	@status=0; $(PY) bench/run.py $(BENCH) || status=$$?; $(SKIP_TEST_TRAFFIC); exit $$status
 
 logs: ## Follow the services' logs
 	@tail -F var/logs/*.log
