@@ -39,6 +39,8 @@ _DEMO_SERVICES = (
 )
 
 #: Teams for the demo oblasts (`aidmesh demo`), so that a fresh platform schedules visits.
+#: Their capacity is generous: visits the demo completes still fill their day, and a
+#: developer runs the demo many times a day on the same database.
 #: A real deployment lists its own teams (AIDMESH_HEALTH_SEED_TEAMS='[...]', or '[]' and
 #: POST /teams).
 DEMO_TEAMS: tuple[TeamSeed, ...] = (
@@ -46,35 +48,35 @@ DEMO_TEAMS: tuple[TeamSeed, ...] = (
         team_code="MMT-KH-01",
         home_oblast="UA63",
         oblasts=("UA59", "UA74"),
-        daily_capacity=12,
+        daily_capacity=60,
         services=_DEMO_SERVICES,
     ),
     TeamSeed(
         team_code="MMT-DN-01",
         home_oblast="UA14",
         oblasts=("UA12",),
-        daily_capacity=10,
+        daily_capacity=50,
         services=_DEMO_SERVICES,
     ),
     TeamSeed(
         team_code="MMT-ZP-01",
         home_oblast="UA23",
         oblasts=("UA65", "UA48"),
-        daily_capacity=10,
+        daily_capacity=50,
         services=_DEMO_SERVICES,
     ),
     TeamSeed(
         team_code="MMT-KV-01",
         home_oblast="UA80",
         oblasts=("UA32",),
-        daily_capacity=10,
+        daily_capacity=50,
         services=_DEMO_SERVICES,
     ),
-    TeamSeed(team_code="MMT-OD-01", home_oblast="UA51", daily_capacity=8, services=_DEMO_SERVICES),
+    TeamSeed(team_code="MMT-OD-01", home_oblast="UA51", daily_capacity=40, services=_DEMO_SERVICES),
     TeamSeed(
         team_code="MMT-LV-01",
         home_oblast="UA46",
-        daily_capacity=8,
+        daily_capacity=40,
         services=("primary_consultation", "chronic_disease_care", "mhpss", "vaccination"),
     ),
 )
