@@ -64,6 +64,7 @@ up: services-up ## Install, start everything, run the demo (services stay up unt
 	@$(AIDMESH) demo
 	@echo
 	@echo "AidMesh is running. Logs: var/logs/<service>.log   APIs: http://127.0.0.1:8101/docs (registration), :8102 (shelter), :8103 (health), :8105 (audit)"
+	@echo "API tokens: .venv/bin/aidmesh token issue --sub user:me --org IOM --scope registration:read (README, Security: HTTP)"
 	@echo "Traces:  http://127.0.0.1:$${AIDMESH_JAEGER_UI_PORT:-16686} (Jaeger; one trace per registration across every service; see README, Tracing)"
 	@echo "Metrics: http://127.0.0.1:$${AIDMESH_PROMETHEUS_PORT:-9090} (Prometheus; every service at /metrics; dashboard deploy/grafana/aidmesh-dashboard.json)"
 	@echo "Run the demo again: make demo    Watch a topic: see README    Stop: make down"
@@ -87,13 +88,14 @@ test: install ## Every test: unit, integration (real Kafka + PostgreSQL), end-to
 test-unit: install ## Unit tests only (no infrastructure)
 	@$(PYTEST) -m "not integration and not e2e" contracts/tests runtime/tests ops/tests services
 
-lint: install ## ruff, import contracts, generated files current, no breaking contract change
+lint: install ## ruff, import contracts, generated files current, no breaking contract change, no secret in the repo
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/lint-imports
 	@$(PY) -m aidmesh_contracts.schemas check
 	@$(PY) -m aidmesh_contracts.compat
 	@$(PY) -m aidmesh_contracts.asyncapi check
 	@$(PY) -m aidmesh_ops.k8s check
+	@$(PY) -m aidmesh_ops.secret_scan
 
 format: install ## Format and auto-fix
 	@$(VENV)/bin/ruff check --fix .

@@ -41,6 +41,53 @@ use_local_protection_key() {
   export AIDMESH_PROTECTION_DATA_KEY_FILE=$file
 }
 
+# Every service verifies the bearer tokens of its HTTP API with the issuer's public key and
+# refuses to start without one (ADR 0009). Unless keys are given (AIDMESH_AUTH_PUBLIC_KEYS or
+# _FILE), a local pair is generated once into var/secrets/auth/ (git-ignored): the private
+# key local1.key (mode 600) signs the demo's and the tests' tokens (`aidmesh token issue`),
+# the services get only the public local1.pem.
+use_local_auth_keys() {
+  [[ -z ${AIDMESH_AUTH_PUBLIC_KEYS:-} && -z ${AIDMESH_AUTH_PUBLIC_KEYS_FILE:-} ]] || return 0
+  local dir=$AIDMESH_STATE_ROOT/secrets/auth
+  if [[ ! -s $dir/local1.pem ]]; then
+    mkdir -p "$AIDMESH_STATE_ROOT/secrets" && chmod 700 "$AIDMESH_STATE_ROOT/secrets"
+    "$AIDMESH_REPO_ROOT/.venv/bin/aidmesh" token keygen --dir "$dir" --kid local1 >/dev/null
+    AIDMESH_COMPONENT=auth say "generated a local token signing key in $dir/local1.key"
+  fi
+  export AIDMESH_AUTH_PUBLIC_KEYS_FILE=$dir/local1.pem
+}
+
+# Registration keeps personal data encrypted under its key-encryption key (KEK) and refuses
+# to start without one (ADR 0010). Unless one is given (AIDMESH_REGISTRATION_KEK or _FILE),
+# it gets a local KEK, generated once into var/secrets/ (git-ignored, mode 600). Keep it:
+# households registered under a lost KEK can never be read again.
+use_local_registration_kek() {
+  [[ -z ${AIDMESH_REGISTRATION_KEK:-} && -z ${AIDMESH_REGISTRATION_KEK_FILE:-} ]] || return 0
+  local dir=$AIDMESH_STATE_ROOT/secrets file
+  file=$dir/registration-kek
+  if [[ ! -s $file ]]; then
+    mkdir -p "$dir" && chmod 700 "$dir"
+    (umask 077 && "$PYTHON" -m aidmesh_registration new-kek local1 >"$file")
+    AIDMESH_COMPONENT=registration say "generated a local key-encryption key in $file"
+  fi
+  export AIDMESH_REGISTRATION_KEK_FILE=$file
+}
+
+# Health seals clinical notes with its clinical key and refuses to start without one. Unless
+# one is given (AIDMESH_HEALTH_CLINICAL_KEY or _FILE), it gets a local key, generated once
+# into var/secrets/ (git-ignored, mode 600).
+use_local_health_key() {
+  [[ -z ${AIDMESH_HEALTH_CLINICAL_KEY:-} && -z ${AIDMESH_HEALTH_CLINICAL_KEY_FILE:-} ]] || return 0
+  local dir=$AIDMESH_STATE_ROOT/secrets file
+  file=$dir/health-clinical-key
+  if [[ ! -s $file ]]; then
+    mkdir -p "$dir" && chmod 700 "$dir"
+    (umask 077 && "$PYTHON" -m aidmesh_health new-key >"$file")
+    AIDMESH_COMPONENT=health say "generated a local clinical key in $file"
+  fi
+  export AIDMESH_HEALTH_CLINICAL_KEY_FILE=$file
+}
+
 start_one() {
   local svc=$1 port
   port=$(port_of "$svc")
@@ -51,6 +98,9 @@ start_one() {
   AIDMESH_COMPONENT=$svc require_port_free "$port" "AIDMESH_${svc^^}_HTTP_PORT"
   mkdir -p "$LOG_DIR" "$RUN_DIR"
   [[ $svc != protection ]] || use_local_protection_key
+  [[ $svc != registration ]] || use_local_registration_kek
+  [[ $svc != health ]] || use_local_health_key
+  use_local_auth_keys
   # setsid: the service outlives the shell that started it (make up returns).
   setsid nohup "$PYTHON" -m "aidmesh_$svc" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$svc.pid"

@@ -9,6 +9,7 @@ KafkaTopic is validated against schemas/strimzi-kafkatopic-v1beta2.schema.json (
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,16 @@ from aidmesh_contracts import asyncapi
 from aidmesh_contracts.catalogue import CATALOGUE
 from aidmesh_contracts.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS
 from aidmesh_ops.bootstrap import SERVICES
-from aidmesh_ops.k8s import HTTP_PORTS, K8S_DIR, STRIMZI_CLUSTER, stale_files
+from aidmesh_ops.k8s import (
+    HTTP_PORTS,
+    K8S_DIR,
+    PLACEHOLDERS,
+    SECRETS_MOUNT,
+    STRIMZI_CLUSTER,
+    secret_files,
+    stale_files,
+)
+from aidmesh_runtime.settings import ServiceSettings, is_secret
 from aidmesh_runtime.topics import wanted_topics
 from jsonschema import Draft202012Validator, ValidationError
 
@@ -69,8 +79,11 @@ def test_the_committed_manifests_are_current() -> None:
 
 
 def test_stale_files_notices_a_hand_edited_manifest(tmp_path: Path) -> None:
-    for path in K8S_DIR.glob("*.yaml"):
-        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    for path in K8S_DIR.rglob("*.yaml"):
+        copy_ = tmp_path / path.relative_to(K8S_DIR)
+        copy_.parent.mkdir(parents=True, exist_ok=True)
+        copy_.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert stale_files(tmp_path) == []
     edited = tmp_path / "shelter.yaml"
     edited.write_text(edited.read_text(encoding="utf-8").replace("replicas: 2", "replicas: 9"))
 
@@ -184,21 +197,118 @@ def test_each_service_has_a_deployment_and_a_service_on_its_port(service: str) -
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_is_configured_by_environment_with_its_dsn_from_a_secret(
+def test_each_service_is_configured_by_environment_with_its_dsn_from_a_secret_file(
     service: str,
 ) -> None:
-    (container,) = of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"][
-        "containers"
-    ]
+    pod = of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
     env = {e["name"]: e for e in container["env"]}
     config = of_kind("ConfigMap")["aidmesh-config"]["data"]
 
     assert container["envFrom"] == [{"configMapRef": {"name": "aidmesh-config"}}]
     assert "AIDMESH_KAFKA_BOOTSTRAP" in config
     assert config["AIDMESH_HTTP_HOST"] == "0.0.0.0"
-    dsn = env[f"AIDMESH_{service.upper()}_DB_DSN"]["valueFrom"]["secretKeyRef"]
-    assert dsn == {"name": f"aidmesh-{service}-db", "key": "dsn"}
+    assert env[f"AIDMESH_{service.upper()}_DB_DSN_FILE"] == {
+        "name": f"AIDMESH_{service.upper()}_DB_DSN_FILE",
+        "value": f"{SECRETS_MOUNT}/dsn",
+    }
+    [volume] = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    assert {
+        "secret": {"name": f"aidmesh-{service}-db", "items": [{"key": "dsn", "path": "dsn"}]}
+    } in (volume["projected"]["sources"])
     assert env[f"AIDMESH_{service.upper()}_HTTP_PORT"]["value"] == str(HTTP_PORTS[service])
+
+
+# ---- secrets as files ----------------------------------------------------------------------
+
+
+def settings_of(service: str) -> type[Any]:
+    module = importlib.import_module(f"aidmesh_{service}.settings")
+    [settings] = [
+        c
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings
+    ]
+    return settings
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_secret_reaches_a_pod_as_an_environment_value(service: str) -> None:
+    (container,) = of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    settings = settings_of(service)
+    prefix = f"AIDMESH_{service.upper()}_"
+
+    for variable in container["env"]:
+        assert "valueFrom" not in variable, f"{variable['name']} from a Secret: mount it"
+        setting = variable["name"].removeprefix(prefix).lower()
+        if setting.endswith("_file"):
+            # Every *_FILE variable names a secret setting of the service, in the mount.
+            assert is_secret(settings.model_fields[setting.removesuffix("_file")]), setting
+            assert variable["value"].startswith(SECRETS_MOUNT + "/")
+        else:
+            assert not is_secret(settings.model_fields[setting]), f"{setting} is a secret"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_secret_file_is_mounted_readable_by_the_service_only(service: str) -> None:
+    pod = of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "secrets"]
+    mounted = {
+        f"{SECRETS_MOUNT}/{item['path']}"
+        for source in volume["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    files = {e["value"] for e in container["env"] if e["name"].endswith("_FILE")}
+
+    assert mount == {"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}
+    assert volume["projected"]["defaultMode"] & 0o007 == 0, "every user could read the secrets"
+    assert files == mounted
+    assert len(files) == len(secret_files(service))
+
+
+def test_the_services_with_a_key_read_it_from_a_mounted_secret() -> None:
+    env = {
+        service: {
+            e["name"]
+            for e in of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"][
+                "containers"
+            ][0]["env"]
+        }
+        for service in SERVICES
+    }
+
+    assert "AIDMESH_PROTECTION_DATA_KEY_FILE" in env["protection"]
+    assert "AIDMESH_REGISTRATION_KEK_FILE" in env["registration"]
+    assert "AIDMESH_HEALTH_CLINICAL_KEY_FILE" in env["health"]
+
+
+def placeholder_resources() -> list[Resource]:
+    text = (K8S_DIR / PLACEHOLDERS).read_text(encoding="utf-8")
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_the_placeholder_secrets_are_valid_hold_no_values_and_are_never_applied() -> None:
+    placeholders = placeholder_resources()
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text(encoding="utf-8"))
+    mounted = {
+        source["secret"]["name"]
+        for deployment in of_kind("Deployment").values()
+        for volume in deployment["spec"]["template"]["spec"]["volumes"]
+        if volume["name"] == "secrets"
+        for source in volume["projected"]["sources"]
+    }
+
+    assert {p["metadata"]["name"] for p in placeholders} == mounted
+    for placeholder in placeholders:
+        validate(placeholder)
+        assert placeholder["kind"] == "Secret"
+        assert not {"data", "stringData"} & set(placeholder), "a placeholder holds a value"
+        assert "--from-file=" in placeholder["metadata"]["annotations"]["aidmesh.org/create-with"]
+    assert not [r for r in kustomization["resources"] if "secret" in r]
 
 
 @pytest.mark.parametrize("service", SERVICES)

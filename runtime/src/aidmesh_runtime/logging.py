@@ -1,13 +1,21 @@
 """structlog configuration: JSON lines with the service name and, inside a traced flow, the
-trace and span ids (console format for humans)."""
+trace and span ids (console format for humans).
+
+Libraries that log through the standard library (uvicorn, aiokafka, asyncpg, FastStream) are
+routed through the same processors, so their lines are JSON too, and every line, theirs
+and ours, is scrubbed of personal data last before it is rendered (scrubbing.py).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 from opentelemetry import trace
+
+from .scrubbing import scrub_personal_data
 
 
 def add_trace_ids(
@@ -35,7 +43,15 @@ def _named(service: str) -> structlog.types.Processor:
     return add
 
 
-def configure_logging(*, service: str, level: str = "INFO", fmt: str = "json") -> None:
+class _LibraryHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler configure_logging installs (one, replaced on each call)."""
+
+
+def configure_logging(
+    *, service: str, level: str = "INFO", fmt: str = "json", stream: TextIO | None = None
+) -> None:
+    """Log lines go to `stream` (standard error by default), ours and the libraries'."""
+    out = stream or sys.stderr
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         _named(service),
@@ -44,19 +60,34 @@ def configure_logging(*, service: str, level: str = "INFO", fmt: str = "json") -
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
+        # Last before rendering: nothing personal reaches a log line (scrubbing.py).
+        scrub_personal_data,
     ]
     renderer = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
-    # Libraries (aiokafka, uvicorn) log through the standard library: keep their warnings.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
+    # Libraries (aiokafka, uvicorn, asyncpg) log through the standard library: keep their
+    # warnings, rendered and scrubbed like our lines (their messages and tracebacks can
+    # quote a row's values).
+    handler = _LibraryHandler(out)
+    handler.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *processors],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if isinstance(h, _LibraryHandler)]:
+        root.removeHandler(previous)
+    root.addHandler(handler)

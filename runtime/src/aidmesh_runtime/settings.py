@@ -1,11 +1,35 @@
 """Settings every service shares. Environment prefix `AIDMESH_`; a service-specific prefix
-(`AIDMESH_<SERVICE>_`) overrides it, so one machine can run several services apart."""
+(`AIDMESH_<SERVICE>_`) overrides it, so one machine can run several services apart.
+
+Secrets (keys, passwords, DSNs with a password) come from the environment or from files,
+never from the repository. A setting typed `SecretStr` (or `SecretStr | None`) is a secret:
+
+- `AIDMESH_<SERVICE>_X` or `AIDMESH_X` holds its value, or
+- `AIDMESH_<SERVICE>_X_FILE` or `AIDMESH_X_FILE` names a file holding it (Docker and
+  Kubernetes mount secrets as files); surrounding whitespace is stripped. A file that is
+  missing, unreadable, empty or readable by every user stops the service at start with a
+  SecretFileError naming the variable (never the value). Setting both `X` and `X_FILE` under
+  one prefix is an error too.
+
+To add one: declare `my_key: SecretStr | None = None` on the service's settings class (no
+`_file` field, no reading code) and read it with `required_secret(settings, "my_key",
+why=...)`, which raises MissingSecretError naming both variables when it is given neither
+way (or `settings.my_key.get_secret_value()` when it is optional). `serve` turns these
+errors into a one-line exit message. `SecretStr` keeps the value out of repr(), logs and
+tracebacks. In deploy/k8s, list it in `EXTRA_SECRET_FILES` (aidmesh_ops.k8s) so that it is
+mounted from a Kubernetes Secret.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import os
+import stat
+from pathlib import Path
+from typing import Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -26,9 +50,10 @@ class ServiceSettings(BaseSettings):
     #: idempotent producer for good; producer.py now replaces it.
     kafka_request_timeout_ms: int = 30_000
     #: Admin DSN of the PostgreSQL server; the service's own database is derived from it
-    #: unless `db_dsn` is given (as it should be on a real cluster).
-    pg_dsn: str = "postgresql://postgres@127.0.0.1:5433/postgres"
-    db_dsn: str | None = None
+    #: unless `db_dsn` is given (as it should be on a real cluster). Both are secrets (they
+    #: may hold a password): `AIDMESH_<SERVICE>_DB_DSN_FILE` works too.
+    pg_dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5433/postgres")
+    db_dsn: SecretStr | None = None
     db_name: str | None = None
     db_pool_size: int = 10
     http_host: str = "127.0.0.1"
@@ -54,6 +79,13 @@ class ServiceSettings(BaseSettings):
     #: Fault injection for the delivery tests only: the process exits at once (as with
     #: kill -9) at this point. Never set in production.
     fault_crash_point: Literal["relay_before_publish", "relay_after_publish"] | None = None
+    #: Public keys that verify HTTP bearer tokens (auth.py, ADR 0009): a `<kid>.pem` file or
+    #: a directory of them (AIDMESH_AUTH_PUBLIC_KEYS_FILE). Public keys only: the issuer
+    #: alone holds the private key. A service with an API refuses to start without a key.
+    auth_public_keys_file: Path | None = None
+    #: The same inline, `<kid>:<base64 of the 32-byte key>`, comma-separated
+    #: (AIDMESH_AUTH_PUBLIC_KEYS); used together with the file if both are set.
+    auth_public_keys: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -64,10 +96,16 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        specific = EnvSettingsSource(
-            settings_cls, env_prefix=f"AIDMESH_{cls.service_name.upper()}_"
+        prefix = f"AIDMESH_{cls.service_name.upper()}_"
+        specific = EnvSettingsSource(settings_cls, env_prefix=prefix)
+        return (
+            init_settings,
+            specific,
+            SecretFileSource(settings_cls, env_prefix=prefix),
+            env_settings,
+            SecretFileSource(settings_cls, env_prefix="AIDMESH_"),
+            file_secret_settings,
         )
-        return (init_settings, specific, env_settings, file_secret_settings)
 
     @property
     def source(self) -> str:
@@ -89,9 +127,93 @@ class ServiceSettings(BaseSettings):
     @property
     def database_dsn(self) -> str:
         """The service's own database; locally a database and role named after the service."""
-        if self.db_dsn:
-            return self.db_dsn
-        parts = urlsplit(self.pg_dsn)
+        if self.db_dsn is not None and self.db_dsn.get_secret_value():
+            return self.db_dsn.get_secret_value()
+        parts = urlsplit(self.pg_dsn.get_secret_value())
         host = parts.netloc.rsplit("@", 1)[-1]
         netloc = f"aidmesh_{self.service_name}@{host}"
         return urlunsplit((parts.scheme, netloc, "/" + self.database, parts.query, ""))
+
+
+# ---- secrets from files -------------------------------------------------------------------
+
+
+class SecretSettingError(ValueError):
+    """A secret setting is missing or unusable: the service does not start. The message
+    names the variable (and the file), never the value."""
+
+
+class SecretFileError(SecretSettingError):
+    """A secret's file is missing, unreadable, empty or readable by every user."""
+
+
+class MissingSecretError(SecretSettingError):
+    """A secret the service cannot run without is given neither way."""
+
+
+def required_secret(settings: ServiceSettings, name: str, *, why: str) -> str:
+    """The value of the secret setting `name`, or MissingSecretError naming its variables
+    and saying `why` the service needs it."""
+    value = getattr(settings, name)
+    if value is None or not value.get_secret_value():
+        variable = f"AIDMESH_{settings.service_name.upper()}_{name.upper()}"
+        raise MissingSecretError(f"{variable} is not set (nor {variable}_FILE): {why}")
+    return str(value.get_secret_value())
+
+
+def is_secret(field: FieldInfo) -> bool:
+    """A `SecretStr` or `SecretStr | None` setting."""
+    return field.annotation is SecretStr or set(get_args(field.annotation)) == {
+        SecretStr,
+        type(None),
+    }
+
+
+def read_secret_file(variable: str, path: str) -> str:
+    """The secret held in the file `variable` names, stripped; SecretFileError if the file is
+    missing, unreadable, empty or readable by every user."""
+    try:
+        mode = os.stat(path).st_mode
+        if mode & stat.S_IROTH:
+            raise SecretFileError(
+                f"{variable}: {path} is readable by every user; make it readable by the"
+                f" service only (chmod 600, or a Kubernetes Secret with defaultMode 0440)"
+            )
+        with open(path, encoding="utf-8") as file:
+            value = file.read().strip()
+    except OSError as exc:
+        raise SecretFileError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SecretFileError(f"{variable}: {path} is not UTF-8 text") from None
+    if not value:
+        raise SecretFileError(f"{variable}: {path} is empty")
+    return value
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """Each secret setting `x` from the file `<prefix>X_FILE` names (see the module)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], *, env_prefix: str) -> None:
+        super().__init__(settings_cls)
+        self.env_prefix = env_prefix
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            if not is_secret(field):
+                continue
+            variable = f"{self.env_prefix}{name.upper()}"
+            path = os.environ.get(f"{variable}_FILE")
+            if not path:
+                continue
+            if os.environ.get(variable):
+                raise SecretFileError(
+                    f"both {variable} and {variable}_FILE are set: give the secret one way"
+                )
+            if name in self.current_state:
+                continue  # given in code, or under the service's own prefix
+            found[name] = read_secret_file(f"{variable}_FILE", path)
+        return found

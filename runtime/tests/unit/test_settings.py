@@ -80,6 +80,7 @@ def test_the_service_database_and_role_are_named_after_the_service() -> None:
 
 def test_the_derived_database_keeps_the_server_but_drops_the_admin_credentials() -> None:
     settings = ShelterSettings(
+        # not a secret: a made-up password, to see it dropped
         pg_dsn="postgresql://postgres:s3cret@db.internal:6432/postgres?sslmode=require"
     )
 
@@ -97,7 +98,7 @@ def test_a_database_name_from_the_environment_replaces_the_default(
 
 
 def test_an_explicit_database_dsn_is_used_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    dsn = "postgresql://shelter_app:pw@pg.cluster:5432/shelter"
+    dsn = "postgresql://shelter_app:pw@pg.cluster:5432/shelter"  # not a secret: made up
     monkeypatch.setenv("AIDMESH_SHELTER_DB_DSN", dsn)
     monkeypatch.setenv("AIDMESH_PG_DSN", "postgresql://postgres@elsewhere:5432/postgres")
 

@@ -16,7 +16,6 @@ from fastapi import FastAPI
 
 from . import service
 from .api import build_router
-from .clinical import DEVELOPMENT_KEY
 from .handlers import handlers
 from .service import Health
 from .settings import HealthSettings
@@ -56,10 +55,6 @@ def build_app(
         # start-up work: teams from the settings, and the periodic planning of the backlog.
         async with runtime_lifespan(app):
             runtime: Runtime = app.state.runtime
-            if settings.clinical_key.get_secret_value() == DEVELOPMENT_KEY:
-                log.warning(
-                    "clinical_key_is_the_development_key", setting="AIDMESH_HEALTH_CLINICAL_KEY"
-                )
             await service.seed_teams(runtime, health, settings.seed_teams)
             planner = (
                 asyncio.create_task(

@@ -18,10 +18,16 @@ from uuid import UUID
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
+MISSING_KEY = (
+    "health seals clinical notes and diagnoses with it and does not start without it."
+    " Set it from your secret store to base64 of 32 random bytes (`python -m aidmesh_health"
+    " new-key` makes one); locally, deploy/local/services.sh generates one into var/secrets/."
+)
 
-#: For local development and the demo only: every real deployment sets its own key
-#: (AIDMESH_HEALTH_CLINICAL_KEY); the service logs a warning when it runs with this one.
-DEVELOPMENT_KEY = "YWlkbWVzaC1oZWFsdGgtZGV2ZWxvcG1lbnQta2V5ISE="
+
+def new_key() -> str:
+    """A new clinical key: base64 of 32 random bytes (`python -m aidmesh_health new-key`)."""
+    return base64.b64encode(os.urandom(32)).decode()
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ from aidmesh_runtime.consumer import HandlerContext
 from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.projections.households import HouseholdFacts, NeedAction, household_facts
 from aidmesh_runtime.service import Runtime
+from aidmesh_runtime.settings import required_secret
 
 from . import domain, repository
-from .clinical import ClinicalCipher, ClinicalRecord
+from .clinical import MISSING_KEY, ClinicalCipher, ClinicalRecord
 from .domain import ReferralAnswer, Team
 from .repository import RequestRow
 from .settings import HealthSettings, TeamSeed
@@ -79,7 +80,7 @@ class Health:
             timezone=ZoneInfo(settings.timezone),
             oblasts=domain.OBLASTS | frozenset(settings.extra_oblasts),
             cipher=ClinicalCipher(
-                settings.clinical_key.get_secret_value(),
+                required_secret(settings, "clinical_key", why=MISSING_KEY),
                 previous=tuple(k.get_secret_value() for k in settings.clinical_previous_keys),
             ),
         )

@@ -6,7 +6,6 @@ from aidmesh_contracts.common import Adm1PCode, Code, OrgCode
 from aidmesh_runtime.settings import ServiceSettings
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from .clinical import DEVELOPMENT_KEY
 from .domain import SERVICES
 
 
@@ -105,7 +104,9 @@ class HealthSettings(ServiceSettings):
     #: training area. The integration tests use UA90-UA99, which no registered household
     #: has, so that other tests' households on the shared broker never take their capacity.
     extra_oblasts: tuple[Adm1PCode, ...] = ()
-    #: AES-256-GCM key (base64 of 32 bytes) sealing clinical notes and diagnoses at rest;
-    #: earlier keys stay listed in `clinical_previous_keys` to open older records.
-    clinical_key: SecretStr = SecretStr(DEVELOPMENT_KEY)
+    #: AES-256-GCM key (base64 of 32 bytes) sealing clinical notes and diagnoses at rest
+    #: (AIDMESH_HEALTH_CLINICAL_KEY, or a file holding it: AIDMESH_HEALTH_CLINICAL_KEY_FILE).
+    #: Required, and never committed: deploy/local/services.sh generates a local one into
+    #: var/secrets/. Earlier keys stay listed in `clinical_previous_keys` to open older records.
+    clinical_key: SecretStr | None = None
     clinical_previous_keys: tuple[SecretStr, ...] = ()

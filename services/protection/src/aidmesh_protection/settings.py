@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from aidmesh_runtime.settings import ServiceSettings
@@ -22,12 +21,10 @@ class ProtectionSettings(ServiceSettings):
     default_http_port: ClassVar[int] = 8104
 
     #: The key that seals new narratives and notes, `<key id>:<base64 of 32 bytes>`
-    #: (AIDMESH_PROTECTION_DATA_KEY). Never committed: it comes from a secret store, or,
-    #: locally, from a file generated on first start (below).
+    #: (AIDMESH_PROTECTION_DATA_KEY), or a file holding it (AIDMESH_PROTECTION_DATA_KEY_FILE:
+    #: a mounted secret, or the local key deploy/local/services.sh generates into
+    #: var/secrets/), as every secret setting (aidmesh_runtime.settings). Never committed.
     data_key: SecretStr | None = None
-    #: A file holding the key instead (AIDMESH_PROTECTION_DATA_KEY_FILE), as a mounted
-    #: secret or the local key deploy/local/services.sh generates into var/secrets/.
-    data_key_file: Path | None = None
     #: Keys rotated out, comma-separated, same format: they only open values sealed before
     #: the rotation, until `python -m aidmesh_protection reencrypt` has moved them.
     retired_data_keys: SecretStr | None = None
@@ -37,13 +34,6 @@ class ProtectionSettings(ServiceSettings):
     def keyring(self) -> Keyring:
         """The data keys, or DataKeyError saying what is missing (never what a key is)."""
         current = self.data_key.get_secret_value() if self.data_key else None
-        if not current and self.data_key_file is not None:
-            try:
-                current = self.data_key_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise DataKeyError(
-                    f"cannot read the data key file {self.data_key_file}: {exc.strerror}"
-                ) from None
         if not current:
             raise DataKeyError(MISSING_KEY)
         retired = self.retired_data_keys.get_secret_value() if self.retired_data_keys else None

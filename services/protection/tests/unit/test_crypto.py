@@ -136,19 +136,40 @@ def test_a_key_id_configured_twice_is_refused() -> None:
 
 
 def test_settings_without_a_data_key_refuse_with_a_clear_message() -> None:
-    settings = ProtectionSettings(data_key=None, data_key_file=None)
+    settings = ProtectionSettings(data_key=None)
 
     with pytest.raises(DataKeyError, match="AIDMESH_PROTECTION_DATA_KEY is not set"):
         settings.keyring()
 
 
-def test_settings_read_the_data_key_from_a_file(tmp_path) -> None:
+def test_settings_read_the_data_key_from_a_file(tmp_path, monkeypatch) -> None:
     key_file = tmp_path / "protection-data-key"
     key_file.write_text(new_data_key("local1") + "\n")
+    key_file.chmod(0o600)
+    monkeypatch.delenv("AIDMESH_PROTECTION_DATA_KEY", raising=False)
+    monkeypatch.setenv("AIDMESH_PROTECTION_DATA_KEY_FILE", str(key_file))
 
-    keyring = ProtectionSettings(data_key=None, data_key_file=key_file).keyring()
+    keyring = ProtectionSettings().keyring()
 
     assert keyring.current_id == "local1"
+
+
+def test_the_service_refuses_to_start_with_a_data_key_file_every_user_can_read(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    key = new_data_key("local1")
+    key_file = tmp_path / "protection-data-key"
+    key_file.write_text(key)
+    key_file.chmod(0o644)
+    monkeypatch.delenv("AIDMESH_PROTECTION_DATA_KEY", raising=False)
+    monkeypatch.setenv("AIDMESH_PROTECTION_DATA_KEY_FILE", str(key_file))
+
+    assert main([]) == 2
+
+    error = capsys.readouterr().err
+    assert "AIDMESH_PROTECTION_DATA_KEY_FILE" in error
+    assert "readable by every user" in error
+    assert key.split(":")[1] not in error
 
 
 def test_the_settings_never_show_the_key() -> None:
@@ -172,7 +193,7 @@ def test_the_service_refuses_to_start_without_a_data_key(monkeypatch, capsys) ->
 
 def test_build_app_refuses_settings_without_a_data_key() -> None:
     with pytest.raises(DataKeyError):
-        build_app(ProtectionSettings(data_key=None, data_key_file=None))
+        build_app(ProtectionSettings(data_key=None))
 
 
 def test_new_key_prints_a_usable_key(capsys) -> None:
