@@ -96,6 +96,13 @@ def demo(
     timeout: float = typer.Option(
         120.0, min=1, help="Seconds to wait for the flows after the last registration."
     ),
+    signing_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="AIDMESH_AUTH_SIGNING_KEY_FILE",
+            help="The token issuer's key (default: the local one in var/secrets/auth/).",
+        ),
+    ] = None,
 ) -> None:
     """Register synthetic households and watch them flow through every service.
 
@@ -112,6 +119,7 @@ def demo(
         kafka=kafka,
         timeout_s=timeout,
         today=date.today(),
+        signing_key_file=signing_key_file,
     )
     raise typer.Exit(asyncio.run(run_demo(options, console)))
 
@@ -331,3 +339,80 @@ def report_5w(
         console.print(f"  {summary.before_since} deliveries before --since left out")
     for reason, count in summary.skipped_reasons.most_common():
         console.print(f"  [yellow]{count} records skipped[/]: {reason}")
+
+
+# ---- bearer tokens ----------------------------------------------------------------------
+# Exit codes: 0 done, 2 a usage error (unknown scope, bad TTL), 1 no usable signing key.
+
+tokens_app = typer.Typer(
+    no_args_is_help=True,
+    help="Bearer tokens for the services' HTTP APIs: key pairs, issue, the scopes (ADR 0009).",
+)
+app.add_typer(tokens_app, name="token")
+
+
+@tokens_app.command("issue")
+def token_issue(
+    sub: Annotated[
+        str, typer.Option(help="Who the token is for: partner:<name>, user:<id>, service:<name>.")
+    ],
+    org: Annotated[
+        str, typer.Option(help="Organisation code its calls are attributed to (e.g. NGO-DOBRO).")
+    ],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            help="A scope (repeat, or space-separated); `aidmesh token scopes` lists them."
+        ),
+    ],
+    ttl: Annotated[str, typer.Option(help="How long it is valid: 90s, 15m, 1h, 30d.")] = "1h",
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="AIDMESH_AUTH_SIGNING_KEY_FILE",
+            help="The issuer's private key, <kid>.key (default: the local one in var/secrets/auth/).",
+        ),
+    ] = None,
+) -> None:
+    """Print a signed token (only the token, for `$(aidmesh token issue ...)`)."""
+    from . import tokens
+
+    try:
+        tokens.check_principal(sub=sub, org=org)
+        scopes, lifetime = tokens.scopes_of(scope), tokens.parse_ttl(ttl)
+    except tokens.TokenError as exc:
+        _fail(str(exc), code=2)
+    try:
+        token = tokens.issue(sub=sub, org=org, scopes=scopes, ttl=lifetime, key_file=key_file)
+    except tokens.TokenError as exc:
+        _fail(str(exc))
+    print(token)
+
+
+@tokens_app.command("keygen")
+def token_keygen(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to write <kid>.key and <kid>.pem.")
+    ],
+    kid: Annotated[str, typer.Option(help="The key id (new ids rotate keys).")] = "local1",
+) -> None:
+    """Write a new Ed25519 key pair: <kid>.key (private, mode 600: the issuer's only) and
+    <kid>.pem (public: give it to the services as AIDMESH_AUTH_PUBLIC_KEYS_FILE)."""
+    from . import tokens
+
+    try:
+        pair = tokens.keygen(directory, kid)
+    except tokens.TokenError as exc:
+        _fail(str(exc), code=2)
+    console.print(f"private key (issuer only, mode 600): {pair.private_key}")
+    console.print(f"public key (services): {pair.public_key}")
+    console.print(f"or inline, AIDMESH_AUTH_PUBLIC_KEYS={pair.public_line}", soft_wrap=True)
+
+
+@tokens_app.command("scopes")
+def token_scopes() -> None:
+    """The scopes a token may carry, and what each one allows."""
+    from aidmesh_runtime.auth import SCOPES
+
+    for name, meaning in SCOPES.items():
+        console.print(f"{name:24} {meaning}", highlight=False, soft_wrap=True)

@@ -22,11 +22,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
 from aidmesh_contracts import topics
 from aidmesh_contracts.catalogue import CATALOGUE
+from aidmesh_runtime.auth import (
+    HEALTH_READ,
+    HEALTH_WRITE,
+    REGISTRATION_WRITE,
+    SHELTER_READ,
+    SHELTER_WRITE,
+)
 from aidmesh_runtime.topics import MAX_MESSAGE_BYTES
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -40,7 +48,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from . import tokens
 from .demo_data import (
+    PARTNERS,
     DemoHousehold,
     RepairPlan,
     generate_households,
@@ -62,6 +72,8 @@ from .demo_flows import (
 from .demo_render import render_outcome, render_plan, render_shelter, render_summary
 
 READY_WAIT_S = 60.0
+#: Who registers a household that no partner brought (field office, hotline, Kobo form).
+REGISTRAR_ORG = "IOM"
 SHELTER_POLL_S = 1.0
 CASE_PAGE_SIZE = 500
 MAX_CASE_PAGES = 20
@@ -86,6 +98,36 @@ class DemoOptions:
     timeout_s: float
     today: date
     health_url: str = "http://127.0.0.1:8103"
+    #: The issuer's key the demo signs its tokens with (default: the local one).
+    signing_key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class DemoTokens:
+    """Each actor of the demo calls with its own token and the scopes its work needs:
+    registration officers (one per organisation, so that what they register is attributed
+    to it), the shelter engineer and coordinator, the mobile medical team."""
+
+    registrars: dict[str, dict[str, str]]
+    shelter: dict[str, str]
+    health: dict[str, str]
+
+    @classmethod
+    def issue(cls, key_file: Path | None) -> DemoTokens:
+        def headers(sub: str, org: str, *scopes: str) -> dict[str, str]:
+            return tokens.bearer(*scopes, org=org, sub=sub, key_file=key_file)
+
+        return cls(
+            registrars={
+                org: headers(f"user:demo-registrar-{org.lower()}", org, REGISTRATION_WRITE)
+                for org in sorted({REGISTRAR_ORG, *PARTNERS})
+            },
+            shelter=headers("user:demo-shelter-engineer", "IOM", SHELTER_READ, SHELTER_WRITE),
+            health=headers("user:demo-mobile-team", "IOM", HEALTH_READ, HEALTH_WRITE),
+        )
+
+    def registrar(self, household: DemoHousehold) -> dict[str, str]:
+        return self.registrars[household.partner_org or REGISTRAR_ORG]
 
 
 class DemoAborted(Exception):
@@ -112,7 +154,16 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
                 f"[yellow]topics missing on the broker: {', '.join(missing_topics)} "
                 "(run `aidmesh infra bootstrap`)[/]"
             )
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        try:
+            demo_tokens = DemoTokens.issue(options.signing_key_file)
+        except tokens.TokenError as exc:
+            console.print(f"[red]cannot sign the demo's tokens: {exc}[/]")
+            return 1
+        async with (
+            httpx.AsyncClient(timeout=10.0) as http,
+            httpx.AsyncClient(timeout=10.0, headers=demo_tokens.shelter) as shelter_http,
+            httpx.AsyncClient(timeout=10.0, headers=demo_tokens.health) as health_http,
+        ):
             try:
                 await wait_until_ready(
                     http,
@@ -124,7 +175,17 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
                 console.print(f"[red]{exc}[/]")
                 return 1
             outcome = await _register_and_watch(
-                options, console, http=http, households=households, tracker=tracker, watch=watch
+                options,
+                console,
+                http=Clients(
+                    registration=http,
+                    registrar=demo_tokens.registrar,
+                    shelter=shelter_http,
+                    health=health_http,
+                ),
+                households=households,
+                tracker=tracker,
+                watch=watch,
             )
     finally:
         await watch.stop()
@@ -198,11 +259,22 @@ class Outcome:
         return problems
 
 
+@dataclass(frozen=True)
+class Clients:
+    """The demo's HTTP clients: registration (with each registrar's token), shelter and
+    health (with their actor's token)."""
+
+    registration: httpx.AsyncClient
+    registrar: Callable[[DemoHousehold], dict[str, str]]
+    shelter: httpx.AsyncClient
+    health: httpx.AsyncClient
+
+
 async def _register_and_watch(
     options: DemoOptions,
     console: Console,
     *,
-    http: httpx.AsyncClient,
+    http: Clients,
     households: list[DemoHousehold],
     tracker: FlowTracker,
     watch: BrokerWatch,
@@ -215,11 +287,11 @@ async def _register_and_watch(
         TimeElapsedColumn(),
         console=console,
     )
-    engineer = ShelterEngineer(http, options.shelter_url, say=progress.console.print)
+    engineer = ShelterEngineer(http.shelter, options.shelter_url, say=progress.console.print)
     outcome.engineer = engineer
-    coordinator = ShelterCoordinator(http, options.shelter_url, say=progress.console.print)
+    coordinator = ShelterCoordinator(http.shelter, options.shelter_url, say=progress.console.print)
     outcome.coordinator = coordinator
-    team = HealthTeam(http, options.health_url, say=progress.console.print)
+    team = HealthTeam(http.health, options.health_url, say=progress.console.print)
     outcome.team = team
     bars = _Bars(progress)
     registration_done = asyncio.Event()
@@ -229,9 +301,10 @@ async def _register_and_watch(
     async def register() -> None:
         try:
             await register_all(
-                http,
+                http.registration,
                 options.registration_url,
                 households,
+                headers_for=http.registrar,
                 on_registered=lambda h, household_id, correlation_id: _registered(
                     h,
                     household_id,
@@ -396,9 +469,11 @@ async def register_all(
     on_registered: Callable[[DemoHousehold, str, str], None],
     on_refused: Callable[[DemoHousehold, int, str], None],
     on_done: Callable[[], None],
+    headers_for: Callable[[DemoHousehold], dict[str, str]] = lambda household: {},
 ) -> None:
-    """POST every household; a refusal is reported and the others go on. Gives up (raises
-    DemoAborted) only if registration stops answering at all."""
+    """POST every household (with the token `headers_for` it gives); a refusal is
+    reported and the others go on. Gives up (raises DemoAborted) only if registration
+    stops answering at all."""
     semaphore = asyncio.Semaphore(REGISTRATION_CONCURRENCY)
     transport_failures = 0
 
@@ -409,7 +484,9 @@ async def register_all(
                 return
             try:
                 response = await http.post(
-                    f"{base_url}/households", json=household.registration_body()
+                    f"{base_url}/households",
+                    json=household.registration_body(),
+                    headers=headers_for(household),
                 )
             except httpx.TransportError as exc:
                 transport_failures += 1

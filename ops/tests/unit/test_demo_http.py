@@ -7,11 +7,20 @@ import asyncio
 import json
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
-from aidmesh_ops.demo import ShelterCoordinator, ShelterEngineer, refusal_reason, register_all
+from aidmesh_ops import tokens
+from aidmesh_ops.demo import (
+    DemoTokens,
+    ShelterCoordinator,
+    ShelterEngineer,
+    refusal_reason,
+    register_all,
+)
 from aidmesh_ops.demo_data import RepairPlan, generate_households
+from aidmesh_runtime.auth import TokenVerifier, keys_from_file
 
 HOUSEHOLDS = generate_households(4, seed=5, today=date(2026, 11, 23))
 
@@ -270,3 +279,41 @@ async def test_a_second_kit_accepted_is_a_problem_the_demo_reports() -> None:
 
     [problem] = coordinator.problems()
     assert "duplicate-assistance guard failed" in problem
+
+
+async def test_each_household_is_registered_with_the_token_of_its_organisation(
+    tmp_path: Path,
+) -> None:
+    demo_tokens = DemoTokens.issue(tokens.keygen(tmp_path, "demo").private_key)
+    verifier = TokenVerifier(keys_from_file(tmp_path / "demo.pem"))
+    households = generate_households(24, seed=11, today=date(2026, 11, 23))
+    seen: list[tuple[str | None, str, frozenset[str]]] = []
+
+    def registration(request: httpx.Request) -> httpx.Response:
+        principal = verifier.verify(request.headers["authorization"].removeprefix("Bearer "))
+        body = json.loads(request.content)
+        seen.append((body["partner_org"], principal.org, principal.scopes))
+        return httpx.Response(
+            201, json={"household_id": str(uuid4()), "correlation_id": str(uuid4()), "events": []}
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(registration)) as http:
+        await register_all(
+            http,
+            "http://registration",
+            households,
+            headers_for=demo_tokens.registrar,
+            on_registered=lambda *_: None,
+            on_refused=lambda *_: None,
+            on_done=lambda: None,
+        )
+
+    assert len(seen) == 24
+    assert {org for partner, org, _ in seen if partner} > {"IOM"}  # several partners
+    for partner, org, scopes in seen:
+        assert org == (partner or "IOM")
+        assert scopes == {"registration:write"}
+    assert verifier.verify(demo_tokens.shelter["Authorization"][7:]).scopes == {
+        "shelter:read",
+        "shelter:write",
+    }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +22,12 @@ import asyncpg
 import structlog
 from aidmesh_contracts.base import Event
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 
+from . import auth
 from .consumer import EventConsumer, Handler
 from .db import all_migrations, create_pool, migrate
 from .dlq import DeadLetters
@@ -34,7 +35,7 @@ from .logging import configure_logging
 from .metrics import HttpMetricsMiddleware, ServiceMetrics
 from .outbox import Outbox, OutboxRelay
 from .producer import RenewingProducer
-from .settings import ServiceSettings
+from .settings import SecretSettingError, ServiceSettings
 from .telemetry import Telemetry
 from .topics import MAX_DLQ_MESSAGE_BYTES
 
@@ -86,6 +87,8 @@ def create_service_app(
     description: str,
     clock: Callable[[], datetime] = utc_now,
     new_id: Callable[[], UUID] = uuid4,
+    extras: Mapping[str, Any] | None = None,
+    after_migrations: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The one way a service is assembled. Nothing connects until the app starts."""
     name = settings.service_name
@@ -108,6 +111,10 @@ def create_service_app(
             stack.push_async_callback(pool.close)
             async with pool.acquire() as conn:
                 await migrate(conn, all_migrations(name, migrations, extra=extra_migrations))
+                # A data step SQL cannot do (registration encrypts rows written before
+                # 0004): done before the consumer and the API start.
+                if after_migrations is not None:
+                    await after_migrations(conn)
             # One producer for the relay and the dead letters, renewed if a long broker
             # outage breaks it for good (see producer.py).
             producer = RenewingProducer(lambda: create_producer(settings))
@@ -163,6 +170,7 @@ def create_service_app(
                 new_id=new_id,
                 relay=relay,
                 consumer=consumer,
+                extras=dict(extras or {}),
             )
             app.state.runtime = runtime
             log.info(
@@ -227,7 +235,12 @@ def create_service_app(
         return Response(body, headers={"Content-Type": content_type})
 
     if router is not None:
-        app.include_router(router)
+        # Every route of the service's API needs a valid token (routes add their scope);
+        # without a key to verify tokens the service refuses to start (auth.py).
+        auth.install(app, settings)
+        app.include_router(
+            router, dependencies=[Depends(auth.authenticate)], responses=auth.AUTH_RESPONSES
+        )
     return app
 
 
@@ -276,5 +289,9 @@ def run(app: FastAPI, settings: ServiceSettings) -> None:
 
 def serve(build_app: Callable[[Any], FastAPI], settings_class: type[ServiceSettings]) -> None:
     """`python -m aidmesh_<service>`: read settings from the environment, build, run."""
-    settings = settings_class()
-    run(build_app(settings), settings)
+    try:
+        settings = settings_class()
+        app = build_app(settings)
+    except (auth.AuthConfigError, SecretSettingError) as exc:
+        raise SystemExit(f"{settings_class.service_name}: {exc}") from None
+    run(app, settings)

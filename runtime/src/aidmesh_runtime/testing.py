@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -20,9 +21,11 @@ import asyncpg
 from aidmesh_contracts import CATALOGUE, Envelope, Event, decode, encode
 from aidmesh_contracts.envelope import new_envelope
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 
+from . import auth
 from .settings import ServiceSettings
 from .topics import MAX_MESSAGE_BYTES
 
@@ -198,13 +201,21 @@ def unique(prefix: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_app(app: FastAPI, *, ready_timeout_s: float = 30.0) -> AsyncIterator[AsyncClient]:
+async def running_app(
+    app: FastAPI,
+    *,
+    ready_timeout_s: float = 30.0,
+    headers: Mapping[str, str] | None = None,
+) -> AsyncIterator[AsyncClient]:
     """Run a service in-process (its real lifespan: database, Kafka, relay, consumer) and
     yield an HTTP client for it, once /readyz says ready (partitions assigned and the
-    consumer knows where it starts reading)."""
+    consumer knows where it starts reading). `headers` go with every request (typically
+    `auth_headers(...)`; a request's own headers win)."""
     async with app.router.lifespan_context(app):
         transport = ASGITransport(app=app)
-        async with AsyncClient(transport=transport, base_url="http://service") as client:
+        async with AsyncClient(
+            transport=transport, base_url="http://service", headers=headers
+        ) as client:
             deadline = time.monotonic() + ready_timeout_s
             while True:
                 response = await client.get("/readyz")
@@ -216,18 +227,76 @@ async def running_app(app: FastAPI, *, ready_timeout_s: float = 30.0) -> AsyncIt
             yield client
 
 
+# ---- bearer tokens ------------------------------------------------------------------------
+# A key pair made for this test session only (no key is ever committed): services built from
+# isolated_settings trust its public key, and auth_headers signs with its private key.
+
+TEST_KEY_ID = "test-session"
+
+
+@functools.cache
+def session_signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def session_public_keys() -> str:
+    """The session key pair's public key, as AIDMESH_AUTH_PUBLIC_KEYS (`<kid>:<base64>`)."""
+    return auth.public_key_line(TEST_KEY_ID, session_signing_key().public_key())
+
+
+def session_token(
+    *scopes: str,
+    org: str = "IOM",
+    sub: str = "service:tests",
+    ttl: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+    key: Ed25519PrivateKey | None = None,
+    kid: str = TEST_KEY_ID,
+) -> str:
+    """A token signed by the session key (or `key`), issued `now` (default: now)."""
+    return auth.sign_token(
+        key=key or session_signing_key(),
+        kid=kid,
+        sub=sub,
+        org=org,
+        scopes=scopes,
+        now=now or datetime.now(UTC),
+        ttl=ttl,
+    )
+
+
+def auth_headers(*scopes: str, org: str = "IOM", sub: str = "service:tests") -> dict[str, str]:
+    """`Authorization: Bearer <token>` with these scopes, for `org`, valid for an hour."""
+    for scope in scopes:
+        if scope not in auth.SCOPES:
+            raise ValueError(f"{scope} is not in the scope catalogue")
+    return {"Authorization": f"Bearer {session_token(*scopes, org=org, sub=sub)}"}
+
+
+async def send_without_token(
+    client: AsyncClient, method: str, url: str, **kwargs: Any
+) -> Response:
+    """A request without the client's default Authorization header."""
+    request = client.build_request(method, url, **kwargs)
+    del request.headers["Authorization"]
+    return await client.send(request)
+
+
 S = TypeVar("S", bound=ServiceSettings)
 
 
 def isolated_settings(settings_class: type[S], **overrides: Any) -> S:
     """A service's settings for a test run: its own database and consumer group, reading
-    from `latest` (a fresh group must not replay the shared history) and a fast relay."""
+    from `latest` (a fresh group must not replay the shared history), a fast relay, and
+    the session's public key to verify bearer tokens (auth_headers)."""
     name = settings_class.service_name
     values: dict[str, Any] = {
         "db_name": unique(f"aidmesh_test_{name}"),
         "consumer_group": unique(f"test-{name}"),
         "consumer_offset_reset": "latest",
         "relay_poll_interval_s": 0.1,
+        "auth_public_keys": session_public_keys(),
+        "auth_public_keys_file": None,
     }
     return settings_class(**(values | overrides))
 

@@ -26,7 +26,13 @@ from aidmesh_runtime.consumer import HandlerContext
 from aidmesh_runtime.outbox import _RELAY_LOCK  # the relay leads only while it holds this lock
 from aidmesh_runtime.service import Runtime, create_service_app, runtime_of
 from aidmesh_runtime.settings import ServiceSettings
-from aidmesh_runtime.testing import publish, running_app, unique
+from aidmesh_runtime.testing import (
+    auth_headers,
+    publish,
+    running_app,
+    session_public_keys,
+    unique,
+)
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi import APIRouter, Depends, FastAPI
@@ -154,6 +160,7 @@ async def consuming_service(
         consumer_group=unique("test-metrics"),
         consumer_offset_reset="earliest",  # the topic is new and ours: nothing to skip
         relay_poll_interval_s=0.1,
+        auth_public_keys=session_public_keys(),
     )
     app = create_service_app(
         settings=settings,
@@ -163,7 +170,7 @@ async def consuming_service(
         title="metrics test",
         description="A service for the metrics tests.",
     )
-    async with running_app(app) as client:
+    async with running_app(app, headers=auth_headers()) as client:
         yield client
 
 
@@ -388,7 +395,10 @@ async def test_an_http_call_that_publishes_counts_as_produced_once_the_relay_has
 ) -> None:
     dsn, database, release = relay_held_back
     settings = MetricsTestSettings(
-        kafka_bootstrap=kafka_bootstrap, db_dsn=dsn, relay_poll_interval_s=0.1
+        kafka_bootstrap=kafka_bootstrap,
+        db_dsn=dsn,
+        relay_poll_interval_s=0.1,
+        auth_public_keys=session_public_keys(),
     )
     app: FastAPI = create_service_app(
         settings=settings,
@@ -399,7 +409,7 @@ async def test_an_http_call_that_publishes_counts_as_produced_once_the_relay_has
     )
     receipts = await read_from_now(models["receipt"].topic)
     produced = {"service": SERVICE, "topic": models["receipt"].topic, "type": RECEIPT_TYPE}
-    async with running_app(app) as service:
+    async with running_app(app, headers=auth_headers()) as service:
         response = await service.post("/receipts")
         assert response.status_code == 202
         # Waiting in the outbox; made to look 90 s old, to see the age reported.

@@ -16,7 +16,9 @@ import asyncpg
 import pytest
 from aidmesh_audit.app import build_app
 from aidmesh_audit.settings import AuditSettings
+from aidmesh_runtime.auth import AUDIT_READ
 from aidmesh_runtime.testing import (
+    auth_headers,
     isolated_settings,
     kafka_producer,
     running_app,
@@ -67,7 +69,8 @@ async def ledger(settings: AuditSettings) -> AsyncIterator[Ledger]:
 
 @pytest.fixture(scope="module")
 async def audit(settings: AuditSettings, ledger: Ledger) -> AsyncIterator[AsyncClient]:
-    async with running_app(build_app(settings)) as client:
+    headers = auth_headers(AUDIT_READ, sub="user:audit-tests")
+    async with running_app(build_app(settings), headers=headers) as client:
         yield client
 
 

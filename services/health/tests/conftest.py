@@ -29,11 +29,14 @@ from aidmesh_contracts import (
     Sector,
 )
 from aidmesh_health.app import build_app
+from aidmesh_health.clinical import new_key
 from aidmesh_health.settings import HealthSettings
+from aidmesh_runtime.auth import HEALTH_READ, HEALTH_WRITE
 from aidmesh_runtime.testing import (
     Database,
     EventLog,
     Seen,
+    auth_headers,
     event_log,
     isolated_settings,
     kafka_producer,
@@ -71,6 +74,7 @@ def settings() -> HealthSettings:
     # happens when a test says.
     return isolated_settings(
         HealthSettings,
+        clinical_key=new_key(),  # made for this run: no key is ever committed
         seed_teams=(),
         extra_oblasts=tuple(f"UA9{n}" for n in range(9)),  # UA99 stays unknown
         scheduling_horizon_days=3,
@@ -88,7 +92,9 @@ async def database(settings: HealthSettings) -> AsyncIterator[Database]:
 async def health(
     settings: HealthSettings, database: Database, clock: Clock
 ) -> AsyncIterator[AsyncClient]:
-    async with running_app(build_app(settings, clock=clock)) as client:
+    # A mobile team's and coordinator's token: health's scopes, nothing else.
+    headers = auth_headers(HEALTH_READ, HEALTH_WRITE, sub="user:health-tests")
+    async with running_app(build_app(settings, clock=clock), headers=headers) as client:
         yield client
 
 

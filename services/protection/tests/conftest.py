@@ -30,6 +30,7 @@ from aidmesh_runtime.testing import (
     Database,
     EventLog,
     Seen,
+    auth_headers,
     event_log,
     isolated_settings,
     kafka_producer,
@@ -79,7 +80,8 @@ async def producer() -> AsyncIterator[AIOKafkaProducer]:
 
 @dataclass
 class Caller:
-    """Someone calling the API through the gateway, which names them in two headers."""
+    """Someone calling the API with a bearer token: their user id as its subject, their
+    role as its one protection scope."""
 
     client: AsyncClient
     user: str
@@ -87,7 +89,7 @@ class Caller:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"X-AidMesh-User": self.user, "X-AidMesh-Role": self.role}
+        return auth_headers(f"protection:{self.role}", sub=self.user, org="IOM-PROTECTION")
 
     async def get(self, path: str, **params: Any) -> httpx.Response:
         return await self.client.get(path, params=params, headers=self.headers)

@@ -36,11 +36,13 @@ from aidmesh_contracts import (
     ShelterNeedDetails,
     decode,
 )
+from aidmesh_runtime.auth import SHELTER_READ, SHELTER_WRITE
 from aidmesh_runtime.testing import (
     KAFKA,
     Database,
     EventLog,
     Seen,
+    auth_headers,
     event_log,
     isolated_settings,
     kafka_producer,
@@ -90,7 +92,9 @@ def clock() -> Clock:
 async def shelter(
     settings: ShelterSettings, database: Database, clock: Clock
 ) -> AsyncIterator[AsyncClient]:
-    async with running_app(build_app(settings, clock=clock)) as client:
+    # An engineer's and coordinator's token: shelter's scopes, nothing else.
+    headers = auth_headers(SHELTER_READ, SHELTER_WRITE, sub="user:shelter-tests")
+    async with running_app(build_app(settings, clock=clock), headers=headers) as client:
         yield client
 
 

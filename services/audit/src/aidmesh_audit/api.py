@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
+from aidmesh_runtime.auth import AUDIT_READ, require_scope
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends
 
@@ -17,6 +18,7 @@ RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 @router.get(
     "/households/{household_id}/timeline",
+    dependencies=[require_scope(AUDIT_READ)],
     summary="Every event about a household, in ledger order, with its causation tree",
 )
 async def household_timeline(household_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from uuid import UUID
 from aidmesh_contracts import Urgency
 from aidmesh_contracts.common import Adm1PCode, Code, OrgCode
 from aidmesh_contracts.events.referral import ReferralTarget
+from aidmesh_runtime.auth import HEALTH_READ, HEALTH_WRITE, require_scope
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
@@ -23,6 +24,10 @@ from .clinical import ClinicalRecord
 from .service import Health, NoSlot, VisitNotFound
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+#: Every endpoint needs a scope (ADR 0009): reading, or changing.
+Reads = require_scope(HEALTH_READ)
+Writes = require_scope(HEALTH_WRITE)
 
 #: An ICD-10 code (e.g. F43.1): stored sealed with the clinical record, never published.
 DiagnosisCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")]
@@ -215,6 +220,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.post(
         "/teams",
+        dependencies=[Writes],
         response_model=TeamSaved,
         status_code=201,
         tags=["teams"],
@@ -231,7 +237,11 @@ def build_router(health: Health) -> APIRouter:
         return _team_out(team) | {"created": created, "visits_scheduled": scheduled}
 
     @router.get(
-        "/teams", response_model=list[TeamOut], tags=["teams"], summary="Mobile medical teams"
+        "/teams",
+        dependencies=[Reads],
+        response_model=list[TeamOut],
+        tags=["teams"],
+        summary="Mobile medical teams",
     )
     async def list_teams(runtime: RuntimeDep) -> list[dict[str, Any]]:
         async with runtime.pool.acquire() as conn:
@@ -239,6 +249,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.get(
         "/visits",
+        dependencies=[Reads],
         response_model=list[VisitOut],
         tags=["visits"],
         summary="Visits, by day and priority",
@@ -268,7 +279,13 @@ def build_router(health: Health) -> APIRouter:
                 offset=offset,
             )
 
-    @router.get("/visits/{visit_id}", response_model=VisitOut, tags=["visits"], summary="One visit")
+    @router.get(
+        "/visits/{visit_id}",
+        dependencies=[Reads],
+        response_model=VisitOut,
+        tags=["visits"],
+        summary="One visit",
+    )
     async def get_visit(visit_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             visit = await repository.get_visit(conn, visit_id)
@@ -278,6 +295,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.post(
         "/visits/{visit_id}/completion",
+        dependencies=[Writes],
         response_model=CompletionOut,
         tags=["visits"],
         summary="The team reports a visit done: VisitCompleted and AssistanceDelivered per service",
@@ -304,6 +322,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.post(
         "/visits/{visit_id}/no-show",
+        dependencies=[Writes],
         response_model=MissedOut,
         tags=["visits"],
         summary="The team found no one (or could not go): VisitMissed, and a new visit if allowed",
@@ -331,6 +350,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.post(
         "/visits/{visit_id}/reschedule",
+        dependencies=[Writes],
         response_model=ScheduledOut,
         tags=["visits"],
         summary="Move a scheduled visit: a new VisitScheduled with rescheduled_from",
@@ -361,6 +381,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.post(
         "/visits/{visit_id}/referrals",
+        dependencies=[Writes],
         response_model=ReferralOut,
         status_code=201,
         tags=["referrals"],
@@ -397,6 +418,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.get(
         "/referrals",
+        dependencies=[Reads],
         response_model=list[ReferralOut],
         tags=["referrals"],
         summary="Referrals health made (outgoing) and received (incoming), with their status",
@@ -422,6 +444,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.get(
         "/capacity",
+        dependencies=[Reads],
         tags=["scheduling"],
         summary="Visits booked against capacity per team and day; the backlog by oblast",
     )
@@ -440,6 +463,7 @@ def build_router(health: Health) -> APIRouter:
 
     @router.post(
         "/scheduling/run",
+        dependencies=[Writes],
         response_model=SchedulingRunOut,
         tags=["scheduling"],
         summary="Plan the backlog now (also done periodically and when a team is saved)",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from aidmesh_runtime.auth import AuthConfigError
 from aidmesh_runtime.service import run
+from aidmesh_runtime.settings import SecretFileError
 
 from .app import build_app
 from .crypto import DataKeyError, new_data_key
@@ -37,7 +39,7 @@ def main(argv: list[str]) -> int:
             for case_ref, field_name in result.unreadable:
                 print(f"unreadable, left as it is: {field_name} of {case_ref}", file=sys.stderr)
             return 1 if result.unreadable else 0
-    except DataKeyError as exc:
+    except (DataKeyError, SecretFileError, AuthConfigError) as exc:
         print(f"protection: {exc}", file=sys.stderr)
         return 2
     print(__doc__, file=sys.stderr)

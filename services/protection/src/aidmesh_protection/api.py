@@ -1,9 +1,9 @@
 """HTTP API for protection caseworkers, supervisors and auditors.
 
-Who calls: until issue #12 brings signed tokens, the caller is whoever the trusted gateway
-says in `X-AidMesh-User` and `X-AidMesh-Role`. That is a placeholder: anyone who can reach
-this service directly can claim any role, so it must listen only behind that gateway
-(loopback or a private network the gateway alone can reach), never on a public address.
+Who calls: the subject of a signed bearer token (aidmesh_runtime.auth, ADR 0009), in the
+one protection role its scopes give: `protection:caseworker`, `protection:supervisor` or
+`protection:auditor`. The subject is the user id the access log records and assignments
+name. A token with none of the three, or with more than one, is refused (403).
 """
 
 from __future__ import annotations
@@ -15,8 +15,16 @@ from uuid import UUID
 from aidmesh_contracts import CaseSource, Urgency
 from aidmesh_contracts.common import Code, Severity
 from aidmesh_contracts.events.referral import ReferralTarget
+from aidmesh_runtime.auth import (
+    PROTECTION_AUDITOR,
+    PROTECTION_CASEWORKER,
+    PROTECTION_SUPERVISOR,
+    Principal,
+    authenticate,
+    forbidden,
+)
 from aidmesh_runtime.service import Runtime, runtime_of
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from . import service
@@ -42,24 +50,31 @@ Narrative = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
 UserId = Annotated[str, StringConstraints(pattern=USER_ID.pattern)]
 
 
-def caller(
-    x_aidmesh_user: Annotated[str | None, Header(description="Set by the gateway.")] = None,
-    x_aidmesh_role: Annotated[str | None, Header(description="Set by the gateway.")] = None,
-) -> Actor:
-    """The caller as the gateway names them (placeholder for #12's signed tokens)."""
-    if not x_aidmesh_user or not USER_ID.fullmatch(x_aidmesh_user):
-        raise _unauthenticated("X-AidMesh-User is missing or malformed")
-    try:
-        role = Role(x_aidmesh_role or "")
-    except ValueError:
-        raise _unauthenticated("X-AidMesh-Role must be caseworker, supervisor or auditor") from None
-    return Actor(user_id=x_aidmesh_user, role=role)
+#: The protection roles, one scope each.
+ROLE_SCOPES = {
+    PROTECTION_CASEWORKER: Role.CASEWORKER,
+    PROTECTION_SUPERVISOR: Role.SUPERVISOR,
+    PROTECTION_AUDITOR: Role.AUDITOR,
+}
 
 
-def _unauthenticated(reason: str) -> HTTPException:
-    return HTTPException(
-        status_code=401, detail=reason, headers={"WWW-Authenticate": "AidMesh-Gateway"}
-    )
+def caller(principal: Annotated[Principal, Depends(authenticate)]) -> Actor:
+    """The caller: the token's subject, in the protection role its scopes give.
+
+    A token with two or three protection roles is refused rather than narrowed or widened:
+    which role the person acts in would be a guess, and the access log must say it exactly
+    (a supervisor who also holds the auditor role asks for a token per role)."""
+    roles = [role for scope, role in ROLE_SCOPES.items() if principal.has(scope)]
+    if not roles:
+        raise forbidden(f"this call needs one of the scopes {', '.join(ROLE_SCOPES)}")
+    if len(roles) > 1:
+        raise forbidden(
+            f"this token carries {len(roles)} protection roles"
+            f" ({', '.join(r.value for r in roles)}): protection needs a token with one"
+        )
+    if not USER_ID.fullmatch(principal.sub):
+        raise forbidden("the token's subject is not a user id protection can record")
+    return Actor(user_id=principal.sub, role=roles[0])
 
 
 def protection_of(request: Request, runtime: Annotated[Runtime, Depends(runtime_of)]) -> Protection:
@@ -74,8 +89,12 @@ ActorDep = Annotated[Actor, Depends(caller)]
 ProtectionDep = Annotated[Protection, Depends(protection_of)]
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No caller, or an unknown role"},
-    403: {"description": "The caller's role or assignment does not allow it"},
+    401: {"description": "No bearer token, or one refused: `detail` says why"},
+    403: {
+        "description": "The token has no protection role (protection:caseworker,"
+        " protection:supervisor or protection:auditor) or more than one, or the role or"
+        " assignment does not allow it"
+    },
     404: {"description": "No such case"},
     409: {"description": "The case's state does not allow it; `reason` says why"},
     422: {"description": "A field is refused; the field and the reason, never its value"},

@@ -48,9 +48,9 @@ def build_app(settings: ProtectionSettings) -> FastAPI:
         router=router,
         title="AidMesh protection",
         description=(
-            "Confidential protection case management. Restricted. Callers are named by the"
-            " gateway (X-AidMesh-User, X-AidMesh-Role) until signed tokens arrive: serve it"
-            " only behind that gateway."
+            "Confidential protection case management. Restricted. Callers present a signed"
+            " bearer token with one protection role: protection:caseworker,"
+            " protection:supervisor or protection:auditor."
         ),
     )
     app.state.keyring = keyring

@@ -30,8 +30,9 @@ from aidmesh_contracts import (
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CASE_REF = re.compile(r"^PRT-[0-9A-HJKMNP-TV-Z]{10}$")
-#: Who a caller is, as the gateway names them (a staff account id, not a beneficiary).
-USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+#: Who a caller is: a staff account id (never a beneficiary), the subject of their bearer
+#: token (`user:olena.k`, or a bare id), as the access log and assignments record it.
+USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
 
 
 def case_ref(random_id: UUID) -> str:

@@ -4,6 +4,7 @@ and database: what the API answers, what the database holds, what the restricted
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -11,8 +12,14 @@ from aidmesh_contracts import CaseSource, ProtectionCaseClosed, ProtectionCaseOp
 from aidmesh_protection.crypto import Keyring, new_data_key
 from aidmesh_protection.rotation import reencrypt
 from aidmesh_protection.service import SAFE_CONTACT_FIELD, note_field
+from aidmesh_runtime.testing import auth_headers, session_token
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 pytestmark = pytest.mark.integration
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
 
 NARRATIVE = "Caller says her employer in Odesa kept her documents and locked the flat at night."
 
@@ -163,21 +170,74 @@ async def test_an_anonymous_case_is_linked_to_its_household_later(
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "reason"),
     [
-        {},
-        {"X-AidMesh-User": "olena.k"},
-        {"X-AidMesh-User": "olena.k", "X-AidMesh-Role": "administrator"},
-        {"X-AidMesh-User": "olena k; drop", "X-AidMesh-Role": "caseworker"},
+        ({}, "missing bearer token"),
+        # The gateway headers of before signed tokens are no longer believed.
+        ({"X-AidMesh-User": "olena.k", "X-AidMesh-Role": "supervisor"}, "missing bearer token"),
+        (
+            bearer(session_token("protection:supervisor", key=Ed25519PrivateKey.generate())),
+            "bad signature",
+        ),
+        (
+            bearer(
+                session_token(
+                    "protection:caseworker", now=datetime.now(UTC) - timedelta(hours=2)
+                )
+            ),
+            "token expired",
+        ),
     ],
 )
-async def test_a_caller_the_gateway_did_not_name_is_unauthenticated(protection, headers) -> None:
+async def test_a_caller_without_a_valid_token_is_unauthenticated(
+    protection, headers, reason
+) -> None:
     response = await protection.post(
         "/hotline/calls", json={"call_id": str(uuid4()), "severity": 3}, headers=headers
     )
 
-    assert response.status_code == 401
+    assert (response.status_code, response.json()) == (401, {"detail": reason})
     assert (await protection.get("/cases", headers=headers)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("scopes", "sub", "reason"),
+    [
+        (
+            ["registration:read", "shelter:read"],
+            "user:olena.k",
+            "this call needs one of the scopes protection:caseworker, protection:supervisor,"
+            " protection:auditor",
+        ),
+        (
+            ["protection:caseworker", "protection:supervisor"],
+            "user:olena.k",
+            "this token carries 2 protection roles (caseworker, supervisor): protection needs"
+            " a token with one",
+        ),
+        (
+            ["protection:caseworker"],
+            "olena k; drop",
+            "the token's subject is not a user id protection can record",
+        ),
+    ],
+)
+async def test_a_token_without_exactly_one_protection_role_is_forbidden(
+    protection, database, scopes, sub, reason
+) -> None:
+    headers = auth_headers(*scopes, sub=sub)
+    call_id = uuid4()
+
+    response = await protection.post(
+        "/hotline/calls", json={"call_id": str(call_id), "severity": 3}, headers=headers
+    )
+
+    assert (response.status_code, response.json()) == (403, {"detail": reason})
+    assert (await protection.get("/cases", headers=headers)).status_code == 403
+    opened = await database.conn.fetchval(
+        "SELECT count(*) FROM protection_cases WHERE hotline_call_id = $1", call_id
+    )
+    assert opened == 0
 
 
 async def test_an_auditor_takes_no_calls(as_, database) -> None:

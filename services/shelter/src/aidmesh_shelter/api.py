@@ -14,6 +14,7 @@ from uuid import UUID
 
 from aidmesh_contracts import DamageLevel, Location, Modality, RepairCategory
 from aidmesh_contracts.common import Adm1PCode, Code, OrgCode
+from aidmesh_runtime.auth import SHELTER_READ, SHELTER_WRITE, require_scope
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -23,6 +24,10 @@ from .domain import CaseStatus, ShelterRules, UseCode
 from .service import NotFound, transaction
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+#: Every endpoint needs a scope (ADR 0009): reading, or changing.
+Reads = require_scope(SHELTER_READ)
+Writes = require_scope(SHELTER_WRITE)
 
 
 def rules_of(request: Request) -> ShelterRules:
@@ -188,6 +193,7 @@ def _case_out(row: dict[str, Any], rules: ShelterRules, model: type[CaseOut] = C
 
 @cases.get(
     "/cases",
+    dependencies=[Reads],
     response_model=list[CaseOut],
     summary="The work queue: cases by status and oblast, most urgent first",
     description="Ordered by priority (1 first: severity, damage, vulnerability flags, "
@@ -215,6 +221,7 @@ async def list_cases(
 
 @cases.get(
     "/cases/{case_id}",
+    dependencies=[Reads],
     response_model=CaseDetailOut,
     summary="One case with its assessment, plan, referral and delivery",
     responses=errors(404),
@@ -277,6 +284,7 @@ class AssessmentOut(BaseModel):
 
 @cases.post(
     "/cases/{case_id}/assessment",
+    dependencies=[Writes],
     response_model=AssessmentOut,
     summary="Record a field engineer's technical assessment (DamageAssessed)",
     description="Light and medium damage wait for a repair plan. Heavy damage is referred to "
@@ -346,6 +354,7 @@ class PlannedOut(BaseModel):
 
 @cases.post(
     "/cases/{case_id}/plan",
+    dependencies=[Writes],
     response_model=PlannedOut,
     summary="Plan a light or medium repair within its cap (RepairPlanned)",
     responses=errors(404, 409, 422),
@@ -392,6 +401,7 @@ class BatchPlanOut(BaseModel):
 
 @cases.post(
     "/repair-plans",
+    dependencies=[Writes],
     response_model=BatchPlanOut,
     summary="Plan an oblast's assessed cases, most vulnerable first, within an envelope",
     description="Cases are planned at their estimate in priority order until the envelope "
@@ -440,6 +450,7 @@ class RepairCompletionOut(BaseModel):
 
 @cases.post(
     "/cases/{case_id}/repair-completion",
+    dependencies=[Writes],
     response_model=RepairCompletionOut,
     summary="Record a completed, inspected repair: RepairCompleted, AssistanceDelivered, "
     "ShelterCaseClosed",
@@ -486,6 +497,7 @@ class ReferralOutcomeOut(BaseModel):
 
 @cases.post(
     "/cases/{case_id}/referral-outcome",
+    dependencies=[Writes],
     response_model=ReferralOutcomeOut,
     summary="Record the compensation programme's answer; the case closes",
     description="The external programme does not publish to AidMesh, so shelter records its "
@@ -590,6 +602,7 @@ class WinterizationIn(BaseModel):
 
 @assistance.post(
     "/households/{household_id}/winterization-kits",
+    dependencies=[Writes],
     response_model=DeliveryOut,
     status_code=201,
     summary="Deliver winterization kits (once per household and heating season)",
@@ -625,6 +638,7 @@ class RentalIn(BaseModel):
 
 @assistance.post(
     "/households/{household_id}/rental-assistance",
+    dependencies=[Writes],
     response_model=DeliveryOut,
     status_code=201,
     summary="Deliver rental assistance: a monthly amount for N months (displaced households)",
@@ -651,6 +665,7 @@ async def rental_assistance(
 
 @assistance.get(
     "/households/{household_id}/deliveries",
+    dependencies=[Reads],
     response_model=list[DeliveryOut],
     summary="What shelter delivered to a household (and to registrations merged into it)",
     responses=errors(404),
@@ -711,6 +726,7 @@ def _facility_out(row: dict[str, Any]) -> FacilityOut:
 
 @facilities.post(
     "/facilities",
+    dependencies=[Writes],
     response_model=FacilityOut,
     status_code=201,
     summary="Take on a collective centre for refurbishment (FacilityCaseOpened)",
@@ -728,6 +744,7 @@ async def open_facility(body: FacilityIn, runtime: RuntimeDep) -> FacilityOut:
 
 @facilities.get(
     "/facilities",
+    dependencies=[Reads],
     response_model=list[FacilityOut],
     summary="Collective centres and their refurbishment cases",
     responses=errors(422),
@@ -745,6 +762,7 @@ async def list_facilities(
 
 @facilities.get(
     "/facilities/{facility_id}",
+    dependencies=[Reads],
     response_model=FacilityOut,
     summary="One collective centre",
     responses=errors(404),
@@ -768,6 +786,7 @@ class RefurbishmentIn(BaseModel):
 
 @facilities.post(
     "/facility-cases/{case_id}/refurbishment-completion",
+    dependencies=[Writes],
     response_model=DeliveryOut,
     summary="Record a refurbished, inspected centre: AssistanceDelivered to the facility",
     responses=errors(404, 409, 422),
@@ -836,6 +855,7 @@ def _monitoring_out(row: dict[str, Any]) -> MonitoringOut:
 
 @monitoring.get(
     "/deliveries/{delivery_id}",
+    dependencies=[Reads],
     response_model=DeliveryOut,
     summary="One delivery shelter made",
     responses=errors(404),
@@ -850,6 +870,7 @@ async def get_delivery(delivery_id: UUID, runtime: RuntimeDep) -> DeliveryOut:
 
 @monitoring.post(
     "/deliveries/{delivery_id}/monitoring",
+    dependencies=[Writes],
     response_model=MonitoringOut,
     status_code=201,
     summary="Record the post-distribution follow-up of a delivery (one per delivery)",
@@ -873,6 +894,7 @@ async def record_monitoring(
 
 @monitoring.get(
     "/deliveries/{delivery_id}/monitoring",
+    dependencies=[Reads],
     response_model=MonitoringOut,
     summary="The post-distribution follow-up of a delivery",
     responses=errors(404),
