@@ -28,10 +28,17 @@ from uuid import uuid4
 import asyncpg
 import httpx
 from aidmesh_registration.bulk_import import ImportOptions
+from aidmesh_registration.crypto import new_kek
 from aidmesh_registration.import_cli import run_import
 from aidmesh_registration.settings import RegistrationSettings
 from aidmesh_registration.synthetic import GENERATOR_VERSION, generate, write_csv, write_truth
-from aidmesh_runtime.testing import ADMIN_DSN, database_dsn, drop_database, fresh_database
+from aidmesh_runtime.testing import (
+    ADMIN_DSN,
+    database_dsn,
+    drop_database,
+    fresh_database,
+    session_public_keys,
+)
 
 TARGET_SECONDS = 120.0
 DATABASE = "aidmesh_bench_registration"
@@ -62,9 +69,13 @@ async def run(env: Any) -> dict[str, Any]:
     for stale in (csv_path.with_name(csv_path.name + s) for s in (".errors.csv", ".import.json")):
         stale.unlink(missing_ok=True)
 
-    settings = RegistrationSettings(db_name=DATABASE, log_format="json", log_level="WARNING")
+    # A key-encryption key for this run only: the import and the service seal with it.
+    kek = new_kek("bench")
+    settings = RegistrationSettings(
+        db_name=DATABASE, log_format="json", log_level="WARNING", kek=kek
+    )
     await fresh_database(DATABASE, owner="aidmesh_registration")
-    service = _start_service() if publish else None
+    service = _start_service(kek) if publish else None
     try:
         if service is not None:
             await _wait_ready(service)
@@ -158,8 +169,12 @@ def _count_rows(path: Path) -> int:
         return sum(1 for _ in f) - 1  # the generator writes no newlines inside fields
 
 
-def _start_service() -> subprocess.Popen[bytes]:
+def _start_service(kek: str) -> subprocess.Popen[bytes]:
     environment = os.environ | {
+        "AIDMESH_REGISTRATION_KEK": kek,
+        # Its API verifies bearer tokens with a key made for this run (the benchmark only
+        # polls /readyz, which needs none).
+        "AIDMESH_AUTH_PUBLIC_KEYS": session_public_keys(),
         "AIDMESH_REGISTRATION_DB_NAME": DATABASE,
         "AIDMESH_REGISTRATION_HTTP_PORT": str(HTTP_PORT),
         "AIDMESH_REGISTRATION_CONSUMER_GROUP": f"bench-registration-{uuid4().hex[:8]}",

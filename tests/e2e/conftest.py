@@ -20,6 +20,8 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from aidmesh_ops import tokens
+from aidmesh_runtime import auth
 from aidmesh_runtime.testing import EventLog, database_dsn, drop_database, fresh_database
 
 SERVICES = {
@@ -38,17 +40,26 @@ class Platform:
     urls: dict[str, str]
     databases: dict[str, str]
     logs: Path
+    #: The issuer's key of this run: the services hold only its public half.
+    signing_key: Path
 
     def url(self, service: str) -> str:
         return self.urls[service]
+
+    def token(self, *scopes: str, org: str = "IOM", sub: str = "service:e2e") -> dict[str, str]:
+        """`Authorization` headers of a token this run's issuer signed."""
+        return tokens.bearer(*scopes, org=org, sub=sub, key_file=self.signing_key)
 
     def dsn(self, service: str) -> str:
         return database_dsn(self.databases[service])
 
 
-def _env(service: str, port: int, db_name: str, run_id: str) -> dict[str, str]:
+def _env(service: str, port: int, db_name: str, run_id: str, *, public_key: Path) -> dict[str, str]:
     prefix = f"AIDMESH_{service.upper()}_"
     env = dict(os.environ)
+    # The services verify bearer tokens with this run's public key, and only with it.
+    env.pop("AIDMESH_AUTH_PUBLIC_KEYS", None)
+    env["AIDMESH_AUTH_PUBLIC_KEYS_FILE"] = str(public_key)
     env.update(
         {
             prefix + "HTTP_PORT": str(port),
@@ -62,6 +73,12 @@ def _env(service: str, port: int, db_name: str, run_id: str) -> dict[str, str]:
     if service == "protection":
         # Protection refuses to start without a data key: one made for this run only.
         env[prefix + "DATA_KEY"] = "e2e:" + base64.b64encode(os.urandom(32)).decode()
+    if service == "health":
+        # Health refuses to start without its clinical key: one made for this run only.
+        env[prefix + "CLINICAL_KEY"] = base64.b64encode(os.urandom(32)).decode()
+    if service == "registration":
+        # Registration refuses to start without its key-encryption key: one for this run only.
+        env[prefix + "KEK"] = "e2e:" + base64.b64encode(os.urandom(32)).decode()
     return env
 
 
@@ -89,6 +106,8 @@ async def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> 
 async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
     run_id = uuid4().hex[:8]
     logs = tmp_path_factory.mktemp("service-logs")
+    # A token key pair made for this run only (aidmesh token keygen does the same).
+    keys = tokens.keygen(tmp_path_factory.mktemp("auth"), f"e2e-{run_id}")
     databases = {s: f"aidmesh_e2e_{s}_{run_id}" for s in SERVICES}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for service, db_name in databases.items():
@@ -98,7 +117,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
             log = (logs / f"{service}.log").open("wb")
             processes[service] = subprocess.Popen(  # noqa: ASYNC220 - started once per session
                 [sys.executable, "-m", f"aidmesh_{service}"],
-                env=_env(service, port, databases[service], run_id),
+                env=_env(service, port, databases[service], run_id, public_key=keys.public_key),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
@@ -106,7 +125,13 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         urls = {s: f"http://127.0.0.1:{p}" for s, p in SERVICES.items()}
         for service, process in processes.items():
             await _wait_ready(urls[service], process, logs / f"{service}.log")
-        yield Platform(run_id=run_id, urls=urls, databases=databases, logs=logs)
+        yield Platform(
+            run_id=run_id,
+            urls=urls,
+            databases=databases,
+            logs=logs,
+            signing_key=keys.private_key,
+        )
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
@@ -128,7 +153,19 @@ async def events(platform: Platform) -> AsyncIterator[EventLog]:
     await log.stop()
 
 
+#: What the end-to-end tests do across the services (an operator acting for each team).
+E2E_SCOPES = (
+    auth.REGISTRATION_READ,
+    auth.REGISTRATION_WRITE,
+    auth.SHELTER_READ,
+    auth.SHELTER_WRITE,
+    auth.HEALTH_READ,
+    auth.HEALTH_WRITE,
+    auth.AUDIT_READ,
+)
+
+
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
+async def http(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10, headers=platform.token(*E2E_SCOPES)) as client:
         yield client

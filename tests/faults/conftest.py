@@ -15,6 +15,7 @@ are also printed at the end of the run.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -36,7 +37,12 @@ import asyncpg
 import httpx
 import pytest
 from aidmesh_contracts.topics import dlq_topic
-from aidmesh_runtime.testing import database_dsn, drop_database, fresh_database
+from aidmesh_runtime.testing import (
+    database_dsn,
+    drop_database,
+    fresh_database,
+    session_public_keys,
+)
 from aidmesh_runtime.topics import MAX_DLQ_MESSAGE_BYTES
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -51,6 +57,12 @@ READY_TIMEOUT_S = 60.0
 #: The cap of the services' retry backoff bounds how long they wait once the infra is
 #: back (30 s by default). A few seconds keeps the suite short; the reports say so.
 RETRY_MAX_BACKOFF_S = 2.0
+#: Health refuses to start without its clinical key: one made for this run only, the same
+#: for every (re)start so that what one process sealed the next can open.
+HEALTH_CLINICAL_KEY = base64.b64encode(os.urandom(32)).decode()
+#: Registration refuses to start without its key-encryption key (ADR 0010): the same for
+#: every (re)start of this run, so that what one process sealed the next can open.
+REGISTRATION_KEK = "faults:" + base64.b64encode(os.urandom(32)).decode()
 TOPIC_CONFIG = {"retention.ms": str(3600 * 1000), "max.message.bytes": str(MAX_DLQ_MESSAGE_BYTES)}
 
 _summaries: list[str] = []
@@ -284,6 +296,14 @@ class Services:
                 **database_env,
             }
         )
+        # Every service verifies bearer tokens with the test session's public key (only
+        # with it); the tests sign theirs with auth_headers().
+        env.pop("AIDMESH_AUTH_PUBLIC_KEYS_FILE", None)
+        env["AIDMESH_AUTH_PUBLIC_KEYS"] = session_public_keys()
+        if service == "health":
+            env[prefix + "CLINICAL_KEY"] = HEALTH_CLINICAL_KEY
+        if service == "registration":
+            env[prefix + "KEK"] = REGISTRATION_KEK
         return env
 
     def _add(self, name: str, command: list[str], env: dict[str, str], port: int) -> ServiceProcess:

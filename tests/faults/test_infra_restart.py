@@ -28,6 +28,8 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from aidmesh_contracts.topics import HEALTH_VISIT, HOUSEHOLD, NEED, REGISTRATION_INTAKE
+from aidmesh_runtime import auth
+from aidmesh_runtime.testing import auth_headers
 
 pytestmark = pytest.mark.faults
 
@@ -60,7 +62,9 @@ class Load:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def worker(self) -> None:
-        async with httpx.AsyncClient(timeout=5) as http:
+        # A field office's token: registration:write only (ADR 0009).
+        headers = auth_headers(auth.REGISTRATION_WRITE, sub="user:faults-field-office")
+        async with httpx.AsyncClient(timeout=5, headers=headers) as http:
             while not self.stop.is_set():
                 sent_at = time.time()
                 try:

@@ -25,6 +25,7 @@ from .events.registration import (
     ConsentRecorded,
     ConsentWithdrawn,
     DuplicateSuspected,
+    HouseholdErased,
     HouseholdMerged,
     HouseholdRegistered,
     HouseholdUpdated,
@@ -78,7 +79,10 @@ CATALOGUE: tuple[Topic, ...] = (
     ),
     Topic(
         name=topics.HOUSEHOLD,
-        description="Household lifecycle: registered, updated, merged, consent. No personal data.",
+        description=(
+            "Household lifecycle: registered, updated, merged, consent, erased."
+            " No personal data."
+        ),
         event_types=(
             HouseholdRegistered,
             HouseholdUpdated,
@@ -86,6 +90,7 @@ CATALOGUE: tuple[Topic, ...] = (
             HouseholdMerged,
             ConsentRecorded,
             ConsentWithdrawn,
+            HouseholdErased,
         ),
         producers=("registration",),
         consumers=("shelter", "health", "protection", "audit"),

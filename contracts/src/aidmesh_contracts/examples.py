@@ -155,6 +155,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "recorded_by": "IOM-HOTLINE",
         "withdrawn_at": "2026-03-02T14:11:00+02:00",
     },
+    "org.aidmesh.registration.household.erased.v1": {
+        "household_id": _HOUSEHOLD_ID,
+        "merged_household_ids": [_DUPLICATE_ID],
+        "reason_code": "data_subject_request",
+        "requested_by": "IOM-KH-DATA",
+        "erased_at": "2026-06-30T09:00:00+03:00",
+    },
     "org.aidmesh.registration.intake.submitted.v1": {
         "submission_id": "uuid:5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
         "replaces": None,

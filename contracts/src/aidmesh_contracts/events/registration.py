@@ -219,6 +219,29 @@ class ConsentWithdrawn(Event):
     withdrawn_at: AwareDatetime = Field(description="When consent was withdrawn.")
 
 
+@event(type="org.aidmesh.registration.household.erased.v1", topic=topics.HOUSEHOLD)
+class HouseholdErased(Event):
+    """A household's personal data was erased at its request (or by law): registration
+    destroyed the key it was encrypted with, so it can never be read again.
+
+    Treat it as a withdrawal of every consent: stop sharing and referring it, and never
+    ask registration about it again (its record answers 410 Gone). What was shared before
+    (ids, codes, counts) stays as history. Carries ids and codes only. Keyed by the
+    household.
+    """
+
+    household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
+    merged_household_ids: frozenset[UUID] = Field(
+        default_factory=frozenset,
+        description="Duplicates merged into it earlier, erased with it.",
+    )
+    reason_code: Code = Field(
+        description="Why: a code such as `data_subject_request` or `consent_withdrawn`."
+    )
+    requested_by: OrgCode = Field(description="The team or organisation that requested it.")
+    erased_at: AwareDatetime = Field(description="When the key was destroyed.")
+
+
 class IntakeSource(StrEnum):
     """Where a raw submission came from."""
 
@@ -271,6 +294,7 @@ __all__ = [
     "DisplacementStatus",
     "DuplicateReason",
     "DuplicateSuspected",
+    "HouseholdErased",
     "HouseholdMerged",
     "HouseholdRegistered",
     "HouseholdUpdated",

@@ -7,7 +7,9 @@ household lands, whichever comes first, exactly once.
 
 HouseholdUpdated, ConsentRecorded, ConsentWithdrawn and HouseholdMerged keep the projection
 current, and a sector may react to a merge or a withdrawal with its own hooks (re-point its
-cases, stop sharing). After a merge, `household_facts` of the merged id answers with the
+cases, stop sharing). HouseholdErased counts as the withdrawal of every consent: the
+projection keeps its facts (ids, codes, counts) with no consent left, and the sector's
+withdrawal hook runs once per purpose. After a merge, `household_facts` of the merged id answers with the
 household that stays: act on `household.household_id`, not on the event's id.
 """
 
@@ -16,13 +18,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import asyncpg
 from aidmesh_contracts import (
+    ConsentPurpose,
     ConsentRecorded,
     ConsentWithdrawn,
     Envelope,
+    HouseholdErased,
     HouseholdMerged,
     HouseholdRegistered,
     HouseholdUpdated,
@@ -134,6 +138,32 @@ def need_handlers(
         if consent_hook is not None:
             await consent_hook(event, ctx)
 
+    async def on_household_erased(event: HouseholdErased, ctx: HandlerContext) -> None:
+        # Registration destroyed the household's personal data: from now on it is as if
+        # every consent had been withdrawn (the facts stay, as history).
+        await _lock_household(event.household_id, ctx)
+        await ctx.conn.execute(
+            "UPDATE household_projection SET consents = '{}', last_event_id = $2"
+            " WHERE household_id = $1 OR household_id = ANY($3::uuid[])",
+            event.household_id,
+            ctx.envelope.id,
+            sorted(event.merged_household_ids),
+        )
+        if consent_hook is None:
+            return
+        for purpose in ConsentPurpose:
+            await consent_hook(
+                ConsentWithdrawn(
+                    # Stable across redeliveries: one id per erasure and purpose.
+                    consent_id=uuid5(ctx.envelope.id, purpose.value),
+                    household_id=event.household_id,
+                    purpose=purpose,
+                    recorded_by=event.requested_by,
+                    withdrawn_at=event.erased_at,
+                ),
+                ctx,
+            )
+
     async def on_household_merged(event: HouseholdMerged, ctx: HandlerContext) -> None:
         for household_id in sorted((event.household_id, event.merged_household_id)):
             await _lock_household(household_id, ctx)  # in one order: no deadlock
@@ -177,6 +207,7 @@ def need_handlers(
         ConsentRecorded: on_consent_recorded,
         ConsentWithdrawn: on_consent_withdrawn,
         HouseholdMerged: on_household_merged,
+        HouseholdErased: on_household_erased,
     }
 
 

@@ -1,10 +1,19 @@
 """HTTP API of registration (thin: validate, call a use case, answer).
 
-Errors: 404 an unknown household, suspicion or submission; 409 a change the current state
+Who calls: a bearer token with the scope each endpoint names (ADR 0009): read, write,
+review (duplicates), intake (Kobo). What a call records is attributed to the token's
+organisation (`org`): `partner_org` of a partner's registration or Kobo submission,
+`recorded_by` of a consent, `decided_by` of a merge; a request naming another organisation
+there is refused (403), never believed.
+
+Errors: 401 no valid token, 403 a scope it lacks or another organisation named; 404 an
+unknown household, suspicion or submission; 409 a change the current state
 does not allow (resolving a resolved suspicion, merging into itself or a merged household,
 recording a consent twice); 422 invalid input, naming the field and the reason, never
 echoing what was submitted. A merged household still answers GET (200) with
 `status: "merged"` and `merged_into`, the household that stays; it cannot be changed.
+An erased household (POST /households/{id}/erasure) answers 410 Gone, with when and why,
+to GET and to any change, and is never found by search (ADR 0010).
 """
 
 from __future__ import annotations
@@ -16,12 +25,23 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import structlog
 from aidmesh_contracts import (
     Channel,
     ConsentPurpose,
     DisplacementStatus,
     DuplicateReason,
     Sector,
+)
+from aidmesh_runtime.auth import (
+    REGISTRATION_ERASE,
+    REGISTRATION_INTAKE,
+    REGISTRATION_READ,
+    REGISTRATION_REVIEW,
+    REGISTRATION_WRITE,
+    Principal,
+    forbidden,
+    require_scope,
 )
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Body, Depends, Header, Query, status
@@ -33,6 +53,8 @@ from .domain import (
     ConsentIn,
     ConsentWithdrawalIn,
     DismissIn,
+    ErasureIn,
+    Gone,
     HouseholdIn,
     HouseholdPatch,
     HouseholdStatus,
@@ -46,11 +68,20 @@ from .domain import (
 )
 from .phones import normalise_phone
 
+log = structlog.get_logger(__name__)
+
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[
     str | None, Query(description="`next_cursor` of the previous page; omit for the first.")
 ]
+
+#: Scopes (aidmesh_runtime.auth): `dependencies=[Reads]`, or a parameter `principal: Writer`.
+Reads = require_scope(REGISTRATION_READ)
+Writer = Annotated[Principal, require_scope(REGISTRATION_WRITE)]
+Reviewer = Annotated[Principal, require_scope(REGISTRATION_REVIEW)]
+IntakePartner = Annotated[Principal, require_scope(REGISTRATION_INTAKE)]
+Eraser = Annotated[Principal, require_scope(REGISTRATION_ERASE)]
 
 households = APIRouter(tags=["households"])
 duplicates = APIRouter(tags=["duplicates"])
@@ -59,6 +90,7 @@ intake_router = APIRouter(tags=["intake"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Not found"},
     409: {"description": "Not allowed in the current state: the reason"},
+    410: {"description": "The household was erased: when and why"},
     422: {"description": "Invalid input: the field and the reason"},
 }
 
@@ -70,6 +102,28 @@ class EventRef(BaseModel):
 
 def refs(envelopes: list[Any]) -> list[EventRef]:
     return [EventRef(id=e.id, type=e.type) for e in envelopes]
+
+
+def attributed(principal: Principal, claimed: str | None, *, field: str) -> str:
+    """The organisation a call is attributed to: the caller's (its token's `org`). A request
+    naming another one is refused, never believed: no one acts in another's name."""
+    if claimed is not None and claimed != principal.org:
+        log.info("http_org_refused", field=field, claimed=claimed)
+        raise forbidden(
+            f"{field} is {claimed} but the token is for {principal.org}: a call is"
+            " attributed to its token's organisation"
+        )
+    return principal.org
+
+
+def _attributed_household(household: HouseholdIn, principal: Principal) -> HouseholdIn:
+    """A registration or update with its `partner_org` checked against the token: a
+    partner's (or Kobo's) registration without one is the caller's."""
+    partner = household.partner_org
+    if partner is None and household.channel not in (Channel.PARTNER, Channel.KOBO):
+        return household
+    partner = attributed(principal, partner, field="partner_org")
+    return household.model_copy(update={"partner_org": partner})
 
 
 # ---- pagination --------------------------------------------------------------------------
@@ -124,8 +178,10 @@ class RegistrationOut(BaseModel):
 async def create_household(
     household: HouseholdIn,
     runtime: RuntimeDep,
+    principal: Writer,
     x_correlation_id: Annotated[UUID | None, Header()] = None,
 ) -> RegistrationOut:
+    household = _attributed_household(household, principal)
     async with service.unit_of_work(runtime, correlation_id=x_correlation_id) as unit:
         result = await service.register(unit, household)
     return RegistrationOut(
@@ -198,13 +254,22 @@ class HouseholdOut(BaseModel):
     "/households/{household_id}",
     response_model=HouseholdOut,
     summary="A household with its members, documents and current needs (also when merged)",
-    responses={404: ERRORS[404]},
+    responses={404: ERRORS[404], 410: ERRORS[410]},
+    dependencies=[Reads],
 )
 async def read_household(household_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.pool.acquire() as conn:
-        household = await repository.household_view(conn, household_id)
+        household = await repository.household_view(
+            conn, household_id, vault=service.vault_of(runtime)
+        )
     if household is None:
         raise NotFound(f"household {household_id} not found")
+    if household["status"] == HouseholdStatus.ERASED:
+        raise Gone(
+            f"household {household_id} was erased on {household['erased_at'].isoformat()}"
+            f" ({household['erasure_reason']}, requested by {household['erased_by']}):"
+            " its personal data no longer exists"
+        )
     return household
 
 
@@ -224,8 +289,11 @@ async def update_household(
     household_id: UUID,
     patch: HouseholdPatch,
     runtime: RuntimeDep,
+    principal: Writer,
     x_correlation_id: Annotated[UUID | None, Header()] = None,
 ) -> UpdateOut:
+    if patch.partner_org is not None:
+        attributed(principal, patch.partner_org, field="partner_org")
     async with service.unit_of_work(runtime, correlation_id=x_correlation_id) as unit:
         result = await service.update(unit, household_id, patch)
     return UpdateOut(
@@ -270,6 +338,7 @@ class HouseholdPage(BaseModel):
     response_model=HouseholdPage,
     summary="Search households by name (either script), phone, document number or P-code",
     responses={422: ERRORS[422]},
+    dependencies=[Reads],
 )
 async def search_households(
     runtime: RuntimeDep,
@@ -312,19 +381,16 @@ async def search_households(
         status=None if household_status == "any" else HouseholdStatus(household_status),
     )
     async with runtime.pool.acquire() as conn:
-        rows = await repository.search(conn, query, before=_time_and_id(cursor), limit=limit + 1)
+        rows = await repository.search(
+            conn,
+            query,
+            vault=service.vault_of(runtime),
+            before=_time_and_id(cursor),
+            limit=limit + 1,
+        )
     page = rows[:limit]
     return HouseholdPage(
-        items=[
-            HouseholdSummary(
-                **{k: r[k] for k in HouseholdSummary.model_fields if k != "head"},
-                head=HeadOut(
-                    member_id=r["head_member_id"],
-                    **{k: r[k] for k in HeadOut.model_fields if k != "member_id"},
-                ),
-            )
-            for r in page
-        ],
+        items=[HouseholdSummary.model_validate(r) for r in page],
         next_cursor=(
             encode_cursor(page[-1]["registered_at"], page[-1]["household_id"])
             if len(rows) > limit
@@ -373,6 +439,7 @@ def _consent_change(result: service.ConsentChanged) -> ConsentChangeOut:
     response_model=list[ConsentOut],
     summary="Consent records of a household: who recorded each and when, and withdrawals",
     responses={404: ERRORS[404]},
+    dependencies=[Reads],
 )
 async def list_consents(household_id: UUID, runtime: RuntimeDep) -> list[ConsentOut]:
     async with runtime.pool.acquire() as conn:
@@ -390,8 +457,10 @@ async def list_consents(household_id: UUID, runtime: RuntimeDep) -> list[Consent
     responses=ERRORS,
 )
 async def record_consent(
-    household_id: UUID, consent: ConsentIn, runtime: RuntimeDep
+    household_id: UUID, consent: ConsentIn, runtime: RuntimeDep, principal: Writer
 ) -> ConsentChangeOut:
+    by = attributed(principal, consent.recorded_by, field="recorded_by")
+    consent = consent.model_copy(update={"recorded_by": by})
     async with service.unit_of_work(runtime) as unit:
         result = await service.record_consent(unit, household_id, consent)
     return _consent_change(result)
@@ -408,10 +477,52 @@ async def withdraw_consent(
     purpose: ConsentPurpose,
     withdrawal: ConsentWithdrawalIn,
     runtime: RuntimeDep,
+    principal: Writer,
 ) -> ConsentChangeOut:
+    by = attributed(principal, withdrawal.recorded_by, field="recorded_by")
+    withdrawal = withdrawal.model_copy(update={"recorded_by": by})
     async with service.unit_of_work(runtime) as unit:
         result = await service.withdraw_consent(unit, household_id, purpose, withdrawal)
     return _consent_change(result)
+
+
+# ---- erasure -----------------------------------------------------------------------------
+
+
+class ErasureOut(BaseModel):
+    household_id: UUID
+    merged_household_ids: list[UUID] = Field(
+        description="Duplicates merged into it earlier, erased with it."
+    )
+    erased_at: datetime
+    event: EventRef
+
+
+@households.post(
+    "/households/{household_id}/erasure",
+    response_model=ErasureOut,
+    summary="Erase a household's personal data (crypto-shredding): HouseholdErased",
+    description=(
+        "Destroys the household's data key, so that its personal data (names, dates of"
+        " birth, documents, address, phone, intake answers) can never be read again, from"
+        " the database or any backup; ids, P-codes, counts and codes stay. Cannot be undone."
+        " Afterwards GET answers 410 and search does not find it."
+    ),
+    responses=ERRORS,
+)
+async def erase_household(
+    household_id: UUID, erasure: ErasureIn, runtime: RuntimeDep, principal: Eraser
+) -> ErasureOut:
+    by = attributed(principal, erasure.requested_by, field="requested_by")
+    erasure = erasure.model_copy(update={"requested_by": by})
+    async with service.unit_of_work(runtime) as unit:
+        result = await service.erase(unit, household_id, erasure)
+    return ErasureOut(
+        household_id=result.household_id,
+        merged_household_ids=result.merged_household_ids,
+        erased_at=result.erased_at,
+        event=EventRef(id=result.event.id, type=result.event.type),
+    )
 
 
 # ---- duplicates --------------------------------------------------------------------------
@@ -439,10 +550,13 @@ def _merge_out(result: service.Merged) -> MergeOut:
     summary="Merge this household into another (without a suspicion): HouseholdMerged",
     responses=ERRORS,
 )
-async def merge_household(household_id: UUID, merge: MergeIntoIn, runtime: RuntimeDep) -> MergeOut:
+async def merge_household(
+    household_id: UUID, merge: MergeIntoIn, runtime: RuntimeDep, principal: Reviewer
+) -> MergeOut:
+    decided_by = attributed(principal, merge.decided_by, field="decided_by")
     async with service.unit_of_work(runtime) as unit:
         result = await service.merge(
-            unit, merged_id=household_id, survivor_id=merge.into, decided_by=merge.decided_by
+            unit, merged_id=household_id, survivor_id=merge.into, decided_by=decided_by
         )
     return _merge_out(result)
 
@@ -470,11 +584,13 @@ class SuspicionPage(BaseModel):
     response_model=SuspicionPage,
     summary="The review queue of possible duplicates, oldest first",
     responses={422: ERRORS[422]},
+    dependencies=[require_scope(REGISTRATION_REVIEW)],
 )
 async def list_duplicates(
     runtime: RuntimeDep,
     suspicion_status: Annotated[
-        Literal["open", "merged", "dismissed", "superseded", "any"], Query(alias="status")
+        Literal["open", "merged", "dismissed", "superseded", "erased", "any"],
+        Query(alias="status"),
     ] = "open",
     household_id: Annotated[UUID | None, Query(description="Either of the pair.")] = None,
     limit: Limit = 50,
@@ -504,6 +620,7 @@ async def list_duplicates(
     response_model=SuspicionOut,
     summary="One suspicion",
     responses={404: ERRORS[404]},
+    dependencies=[require_scope(REGISTRATION_REVIEW)],
 )
 async def read_duplicate(suspicion_id: UUID, runtime: RuntimeDep) -> SuspicionOut:
     async with runtime.pool.acquire() as conn:
@@ -519,12 +636,15 @@ async def read_duplicate(suspicion_id: UUID, runtime: RuntimeDep) -> SuspicionOu
     summary="Resolve a suspicion by merging the pair: HouseholdMerged",
     responses=ERRORS,
 )
-async def merge_duplicate(suspicion_id: UUID, merge: MergeIn, runtime: RuntimeDep) -> MergeOut:
+async def merge_duplicate(
+    suspicion_id: UUID, merge: MergeIn, runtime: RuntimeDep, principal: Reviewer
+) -> MergeOut:
+    decided_by = attributed(principal, merge.decided_by, field="decided_by")
     async with service.unit_of_work(runtime) as unit:
         result = await service.merge_suspected(
             unit,
             suspicion_id,
-            decided_by=merge.decided_by,
+            decided_by=decided_by,
             survivor_id=merge.survivor_household_id,
         )
     return _merge_out(result)
@@ -537,10 +657,11 @@ async def merge_duplicate(suspicion_id: UUID, merge: MergeIn, runtime: RuntimeDe
     responses=ERRORS,
 )
 async def dismiss_duplicate(
-    suspicion_id: UUID, dismissal: DismissIn, runtime: RuntimeDep
+    suspicion_id: UUID, dismissal: DismissIn, runtime: RuntimeDep, principal: Reviewer
 ) -> SuspicionOut:
+    decided_by = attributed(principal, dismissal.decided_by, field="decided_by")
     async with service.unit_of_work(runtime) as unit:
-        suspicion = await service.dismiss(unit, suspicion_id, decided_by=dismissal.decided_by)
+        suspicion = await service.dismiss(unit, suspicion_id, decided_by=decided_by)
     return SuspicionOut(**suspicion.__dict__)
 
 
@@ -594,22 +715,24 @@ def _intake_response(result: intake.IntakeOutcome) -> JSONResponse:
     description=(
         "Point a Kobo project's REST Service (JSON) here. 201 registered; 200 an edit applied"
         " or a submission seen before (nothing new done); 422 kept but not mappable (listed"
-        " by GET /intake/submissions?status=rejected). The partner is `partner_org` (query)"
-        " or the `X-Partner-Org` header until partner authentication (issue #12)."
+        " by GET /intake/submissions?status=rejected). The submission is the token's"
+        " organisation's (its `org`): `partner_org` (query) or the `X-Partner-Org` header"
+        " may repeat it, and naming another organisation is refused (403). Kobo's REST"
+        " Service sends the token as a custom `Authorization: Bearer ...` header."
     ),
     responses={200: {"model": IntakeOut}, 422: ERRORS[422]},
 )
 async def kobo_submission(
     runtime: RuntimeDep,
+    principal: IntakePartner,
     submission: Annotated[dict[str, Any], Body(description="Kobo's submission JSON.")],
     partner_org: Annotated[
         str | None, Query(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$", description="Partner code.")
     ] = None,
     x_partner_org: Annotated[str | None, Header(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$")] = None,
 ) -> JSONResponse:
-    partner = partner_org or x_partner_org
-    if partner is None:
-        raise Refused(("query", "partner_org"), "is required (or the X-Partner-Org header)")
+    attributed(principal, partner_org, field="partner_org")
+    partner = attributed(principal, x_partner_org, field="X-Partner-Org")
     async with service.unit_of_work(runtime) as unit:
         result = await intake.take_in(unit, intake.from_kobo(submission, partner_org=partner))
     return _intake_response(result)
@@ -632,7 +755,9 @@ class SubmissionOut(BaseModel):
 
 
 class SubmissionDetail(SubmissionOut):
-    answers: dict[str, Any] = Field(description="As sent: personal data.")
+    answers: dict[str, Any] | None = Field(
+        description="As sent: personal data. Null once its household was erased."
+    )
 
 
 class SubmissionPage(BaseModel):
@@ -648,6 +773,7 @@ IntakeStatus = Literal["registered", "updated", "unchanged", "rejected", "supers
     response_model=SubmissionPage,
     summary="Submissions received (by status and partner), oldest first",
     responses={422: ERRORS[422]},
+    dependencies=[Reads],
 )
 async def list_submissions(
     runtime: RuntimeDep,
@@ -682,6 +808,7 @@ async def list_submissions(
     "/intake/rejected",
     response_model=SubmissionPage,
     summary="Submissions kept but not mappable (the same as /intake/submissions?status=rejected)",
+    dependencies=[Reads],
 )
 async def list_rejected(
     runtime: RuntimeDep,
@@ -699,12 +826,15 @@ async def list_rejected(
     response_model=SubmissionDetail,
     summary="One submission with its answers",
     responses={404: ERRORS[404]},
+    dependencies=[Reads],
 )
 async def read_submission(
     partner_org: str, submission_id: str, runtime: RuntimeDep
 ) -> SubmissionDetail:
     async with runtime.pool.acquire() as conn:
-        found = await repository.get_submission(conn, partner_org, submission_id)
+        found = await repository.get_submission(
+            conn, partner_org, submission_id, vault=service.vault_of(runtime)
+        )
     if found is None:
         raise NotFound(f"submission {submission_id} of {partner_org} not found")
     return SubmissionDetail(**{k: getattr(found, k) for k in SubmissionDetail.model_fields})
@@ -715,6 +845,7 @@ async def read_submission(
     response_model=IntakeOut,
     summary="Map a rejected submission again (after the cause was fixed)",
     responses={**ERRORS, 200: {"model": IntakeOut}},
+    dependencies=[require_scope(REGISTRATION_WRITE)],
 )
 async def retry_submission(
     partner_org: str, submission_id: str, runtime: RuntimeDep

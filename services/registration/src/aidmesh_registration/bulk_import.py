@@ -11,9 +11,15 @@ README, "Bulk import"). Each chunk of households is, in order:
    and with every household already stored, found through the `blocking_keys` table,
    scored together (`dedup.match_pairs`); each match becomes a suspicion in the review
    queue and a DuplicateSuspected event, as for a registration through the API;
-3. written in ONE transaction with COPY: households, members, documents, consents, needs,
-   blocking keys, suspicions, outbox rows (HouseholdRegistered, NeedAssessed,
-   DuplicateSuspected), the rows' errors, and the import's checkpoint (`rows_done`).
+3. written in ONE transaction with COPY: households, their data keys, members, document
+   indexes, consents, needs, blocking keys, suspicions, outbox rows (HouseholdRegistered,
+   NeedAssessed, DuplicateSuspected), the rows' errors, and the import's checkpoint
+   (`rows_done`).
+
+Personal data is written sealed, as the API's use cases write it (ADR 0010): each
+household gets its data key in the worker, its address, phone and members are sealed
+with it there, and what search and dedup compare (phone, document numbers, name keys,
+blocking keys) is written as blind indexes; the workers get the vault with their chunk.
 
 A chunk commits whole or not at all, so an interrupted import resumes after its last
 committed chunk; the same file again (same partner, same SHA-256) continues the same
@@ -60,6 +66,7 @@ from aidmesh_runtime.outbox import Outbox
 from pydantic import TypeAdapter, ValidationError
 
 from . import dedup, repository
+from .crypto import Vault
 from .domain import (
     MEMBER_FLAGS,
     Document,
@@ -337,6 +344,7 @@ class Context:
     now: datetime
     source: str
     columns: tuple[str, ...]  # the file's header
+    vault: Vault  # seals personal data and computes blind indexes (crypto.py)
 
 
 @dataclass
@@ -349,6 +357,7 @@ class Prepared:
     errors: list[RowError] = field(default_factory=list)
     rejected_rows: int = 0
     households: list[tuple[Any, ...]] = field(default_factory=list)
+    household_keys: list[tuple[Any, ...]] = field(default_factory=list)
     members: list[tuple[Any, ...]] = field(default_factory=list)
     documents: list[tuple[Any, ...]] = field(default_factory=list)
     consents: list[tuple[Any, ...]] = field(default_factory=list)
@@ -356,6 +365,7 @@ class Prepared:
     blocking: list[tuple[str, UUID]] = field(default_factory=list)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
     profiles: list[dedup.Profile] = field(default_factory=list)
+    #: Blocking keys of each household, as blind indexes (as stored in blocking_keys).
     keys: list[frozenset[str]] = field(default_factory=list)
     #: HouseholdRegistered of each household (causes its DuplicateSuspected events).
     registered: list[Envelope] = field(default_factory=list)
@@ -560,7 +570,9 @@ def _add_household(
     ids: Callable[[], UUID],
 ) -> None:
     """The rows of one valid household, as the API's use case would write them."""
-    now, hid = context.now, household.household_id
+    now, hid, vault = context.now, household.household_id, context.vault
+    key, wrapped = vault.new_household_key(hid)
+    prepared.household_keys.append((hid, wrapped, vault.kek_id, now))
     screening = screening_of(household, today=now.date())
     registered, registered_row = outbox.prepare(
         household_registered(household, household_id=hid, now=now)
@@ -579,8 +591,8 @@ def _add_household(
             location.adm3_pcode,
             household.displacement_status.value,
             household.size,
-            household.address,
-            household.phone,
+            repository.sealed_household(key, household),
+            repository.phone_index(vault, household.phone),
             sorted(v.value for v in household.vulnerabilities),
             sorted(c.value for c in household.consents),
             registered.correlationid,
@@ -590,28 +602,22 @@ def _add_household(
         )
     )
     for position, m in enumerate(household.members):
-        latin = m.latin()
         prepared.members.append(
             (
                 m.member_id,
                 hid,
-                m.full_name,
                 m.sex.value,
-                m.date_of_birth,
                 m.relation.value,
-                m.documents[0].number if m.documents else None,
-                m.family_name,
-                m.given_name,
-                m.patronymic,
-                latin.family,
-                latin.given,
-                latin.patronymic,
-                _name_keys(m.family_name, m.given_name, m.patronymic),
+                repository.name_index(vault, _name_keys(m.family_name, m.given_name, m.patronymic)),
                 sorted(v.value for v in m.vulnerabilities),
                 position,
+                repository.sealed_member(key, m),
             )
         )
-        prepared.documents.extend((m.member_id, hid, d.kind.value, d.number) for d in m.documents)
+        prepared.documents.extend(
+            (m.member_id, hid, d.kind.value, repository.document_index(vault, d.number))
+            for d in m.documents
+        )
     prepared.consents.extend(
         (ids(), hid, purpose.value, context.partner_org, now)
         for purpose in sorted(household.consents)
@@ -630,7 +636,7 @@ def _add_household(
         )
         prepared.outbox.append(outbox.prepare(need, caused_by=registered)[1])
     profile = dedup.profile(household.candidate())
-    keys = dedup.profile_keys(profile)
+    keys = repository.block_index(vault, dedup.profile_keys(profile))
     prepared.profiles.append(profile)
     prepared.keys.append(keys)
     prepared.blocking.extend((key, hid) for key in sorted(keys))
@@ -783,6 +789,7 @@ async def import_file(
     path: Path,
     options: ImportOptions,
     *,
+    vault: Vault,
     progress: Progress | None = None,
     total_rows: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
@@ -829,6 +836,7 @@ async def import_file(
                 options,
                 columns=columns,
                 import_id=import_id,
+                vault=vault,
                 skip_rows=record["rows_done"],
                 report=report,
                 progress=progress,
@@ -891,6 +899,7 @@ async def _run(
     *,
     columns: tuple[str, ...],
     import_id: UUID,
+    vault: Vault,
     skip_rows: int,
     report: ImportReport,
     progress: Progress | None,
@@ -905,13 +914,20 @@ async def _run(
     done = 0
     rows_done = skip_rows
     async for prepared, stray_errors, rows_in_chunk in _prepared_chunks(
-        chunks, options, columns=columns, import_id=import_id, clock=clock, phases=report.phases
+        chunks,
+        options,
+        columns=columns,
+        import_id=import_id,
+        vault=vault,
+        clock=clock,
+        phases=report.phases,
     ):
         started = time.perf_counter()
         suspicions, events = await _find_duplicates(
             conn,
             prepared,
             known=known,
+            vault=vault,
             outbox=outbox,
             clock=clock,
             workers=options.dedup_workers,
@@ -961,6 +977,7 @@ async def _prepared_chunks(
     *,
     columns: tuple[str, ...],
     import_id: UUID,
+    vault: Vault,
     clock: Callable[[], datetime],
     phases: Phases,
 ) -> AsyncIterator[tuple[Prepared | None, list[RowError], int]]:
@@ -971,6 +988,7 @@ async def _prepared_chunks(
         now=clock(),
         source=options.source,
         columns=columns,
+        vault=vault,
     )
     executor: Executor | None = None
     if options.workers > 0:
@@ -1018,6 +1036,7 @@ async def _find_duplicates(
     prepared: Prepared | None,
     *,
     known: dict[UUID, dedup.Profile],
+    vault: Vault,
     outbox: Outbox,
     clock: Callable[[], datetime],
     workers: int,
@@ -1040,7 +1059,7 @@ async def _find_duplicates(
     phases.dedup_lookup += time.perf_counter() - started
     missing = [r["household_id"] for r in stored if r["household_id"] not in known]
     if missing:
-        for household in await repository.load_households(conn, missing):
+        for household in await repository.load_households(conn, missing, vault=vault):
             if household.status.value == "active":
                 known[household.household_id] = dedup.profile(household.candidate())
     stored = [r for r in stored if r["household_id"] in known]
@@ -1097,8 +1116,8 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "adm3_pcode",
         "displacement_status",
         "size",
-        "address",
-        "phone",
+        "sealed",
+        "phone_index",
         "vulnerabilities",
         "consents",
         "correlation_id",
@@ -1106,25 +1125,18 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "import_id",
         "import_row",
     ),
+    "household_keys": ("household_id", "wrapped_key", "kek_id", "created_at"),
     "members": (
         "member_id",
         "household_id",
-        "full_name",
         "sex",
-        "date_of_birth",
         "relation",
-        "document_number",
-        "family_name",
-        "given_name",
-        "patronymic",
-        "family_name_latin",
-        "given_name_latin",
-        "patronymic_latin",
         "name_keys",
         "vulnerabilities",
         "position",
+        "sealed",
     ),
-    "documents": ("member_id", "household_id", "kind", "number"),
+    "document_index": ("member_id", "household_id", "kind", "number_index"),
     "consents": ("consent_id", "household_id", "purpose", "recorded_by", "recorded_at"),
     "need_assessments": (
         "assessment_id",
@@ -1178,8 +1190,9 @@ async def _write_chunk(
         if prepared:
             for table, rows in (
                 ("households", prepared.households),
+                ("household_keys", prepared.household_keys),
                 ("members", prepared.members),
-                ("documents", prepared.documents),
+                ("document_index", prepared.documents),
                 ("consents", prepared.consents),
                 ("need_assessments", prepared.needs),
                 ("blocking_keys", prepared.blocking),

@@ -73,6 +73,10 @@ class Conflict(Exception):
     pass
 
 
+class Gone(Exception):
+    """The household was erased: its personal data no longer exists (HTTP 410)."""
+
+
 # ---- codes ------------------------------------------------------------------------------
 
 
@@ -101,6 +105,7 @@ class DocumentKind(StrEnum):
 class HouseholdStatus(StrEnum):
     ACTIVE = "active"
     MERGED = "merged"
+    ERASED = "erased"  # personal data destroyed (crypto-shredding); ids and codes remain
 
 
 class SuspicionStatus(StrEnum):
@@ -108,6 +113,16 @@ class SuspicionStatus(StrEnum):
     MERGED = "merged"
     DISMISSED = "dismissed"
     SUPERSEDED = "superseded"  # one of the pair was merged into a third household
+    ERASED = "erased"  # one of the pair was erased
+
+
+class ErasureReason(StrEnum):
+    """Why a household's personal data is erased (a code: never free text)."""
+
+    DATA_SUBJECT_REQUEST = "data_subject_request"  # the household asked
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # consent to registration itself withdrawn
+    REGISTERED_IN_ERROR = "registered_in_error"
+    LEGAL_OBLIGATION = "legal_obligation"
 
 
 #: Vulnerabilities that describe one person (the others describe the household).
@@ -544,17 +559,30 @@ class HouseholdPatch(Input):
         return value
 
 
+#: Who recorded or decided something is the caller's organisation: a body naming another
+#: one is refused (API), never believed.
+BY_CALLER = (
+    " Left out: the caller's organisation (the token's `org`); another one is refused (403)."
+)
+
+
 class ConsentIn(Input):
     purpose: ConsentPurpose
-    recorded_by: OrgCode = Field(description="The team or organisation recording it.")
+    recorded_by: OrgCode | None = Field(
+        default=None, description="The organisation recording it." + BY_CALLER
+    )
 
 
 class ConsentWithdrawalIn(Input):
-    recorded_by: OrgCode = Field(description="The team or organisation recording the withdrawal.")
+    recorded_by: OrgCode | None = Field(
+        default=None, description="The organisation recording the withdrawal." + BY_CALLER
+    )
 
 
 class MergeIn(Input):
-    decided_by: OrgCode = Field(description="The team or organisation that decided.")
+    decided_by: OrgCode | None = Field(
+        default=None, description="The organisation that decided." + BY_CALLER
+    )
     survivor_household_id: UUID | None = Field(
         default=None,
         description="Which of the two stays; by default the earlier registration.",
@@ -562,12 +590,21 @@ class MergeIn(Input):
 
 
 class DismissIn(Input):
-    decided_by: OrgCode = Field(description="The team or organisation that decided.")
+    decided_by: OrgCode | None = Field(
+        default=None, description="The organisation that decided." + BY_CALLER
+    )
 
 
 class MergeIntoIn(Input):
     into: UUID = Field(description="The household that stays.")
-    decided_by: OrgCode = Field(description="The team or organisation that decided.")
+    decided_by: OrgCode | None = Field(
+        default=None, description="The organisation that decided." + BY_CALLER
+    )
+
+
+class ErasureIn(Input):
+    reason_code: ErasureReason = Field(description="Why the personal data is erased.")
+    requested_by: OrgCode = Field(description="The team or organisation requesting it.")
 
 
 # ---- state ------------------------------------------------------------------------------

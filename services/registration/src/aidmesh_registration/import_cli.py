@@ -4,7 +4,9 @@ Shows a progress bar, writes `<FILE>.errors.csv` (row, column, reason) and
 `<FILE>.import.json` (the summary) next to the file, and resumes where it stopped when run
 again on the same file; a finished file is not imported twice. The database is the
 registration service's (`AIDMESH_REGISTRATION_DB_DSN`, or derived from `AIDMESH_PG_DSN`);
-its migrations are applied first, as the service does when it starts.
+its migrations are applied first, as the service does when it starts, and it needs the
+service's key-encryption key (`AIDMESH_REGISTRATION_KEK_FILE` or `_KEK`): personal data is
+written sealed.
 
 Exit status: 0 imported (or already imported), 1 an operational problem, 2 the file was
 refused as a whole, 3 stopped early on request (`--stop-after-chunks`).
@@ -34,7 +36,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .backfill import seal_plaintext_rows
 from .bulk_import import ImportOptions, ImportRefused, ImportReport, import_file
+from .crypto import KekError
 from .settings import RegistrationSettings
 
 cli = typer.Typer(add_completion=False)
@@ -74,6 +78,9 @@ def main(
     except ImportRefused as refused:
         console.print(f"[red]refused:[/red] {refused}")
         raise typer.Exit(2) from None
+    except KekError as exc:
+        console.print(f"[red]no key:[/red] {exc}")
+        raise typer.Exit(1) from None
     except (OSError, asyncpg.PostgresError) as exc:
         console.print(f"[red]failed:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
@@ -96,7 +103,10 @@ async def run_import(
 
     conn = await asyncpg.connect(settings.database_dsn)
     try:
+        vault = settings.vault()
         await migrate(conn, all_migrations(settings.service_name, MIGRATIONS))
+        # As the service does when it starts: rows written before 0004 are sealed first.
+        await seal_plaintext_rows(conn, vault)
         task = progress.add_task("importing", total=None) if progress else None
 
         def advance(rows: int) -> None:
@@ -107,7 +117,9 @@ async def run_import(
             if progress is not None and task is not None:
                 progress.update(task, total=rows, completed=done)
 
-        return await import_file(conn, file, options, progress=advance, total_rows=total)
+        return await import_file(
+            conn, file, options, vault=vault, progress=advance, total_rows=total
+        )
     finally:
         await conn.close()
 

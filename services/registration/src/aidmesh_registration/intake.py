@@ -29,10 +29,12 @@ from aidmesh_runtime.consumer import HandlerContext
 from pydantic import ValidationError
 
 from . import kobo, repository, service
+from .crypto import Vault
 from .domain import (
     Conflict,
     ConsentIn,
     ConsentWithdrawalIn,
+    Gone,
     Household,
     HouseholdIn,
     HouseholdPatch,
@@ -137,6 +139,7 @@ async def take_in(unit: service.Unit, incoming: Incoming) -> IntakeOutcome:
             processed_at=unit.now,
             attempts=1,
         ),
+        vault=unit.vault,
     )
     if stored is not None and stored.status != "rejected":
         log.info(
@@ -159,13 +162,17 @@ async def take_in(unit: service.Unit, incoming: Incoming) -> IntakeOutcome:
 async def retry(unit: service.Unit, partner_org: str, submission_id: str) -> IntakeOutcome:
     """Map a rejected submission again (after the form, the mapping or reference data was
     fixed)."""
-    stored = await repository.get_submission(unit.conn, partner_org, submission_id, for_update=True)
+    stored = await repository.get_submission(
+        unit.conn, partner_org, submission_id, vault=unit.vault, for_update=True
+    )
     if stored is None:
         raise NotFound(f"submission {submission_id} of {partner_org} not found")
     if stored.status != "rejected":
         raise Conflict(
             f"submission {submission_id} is {stored.status}; only a rejected one is re-mapped"
         )
+    if stored.answers is None:
+        raise Conflict(f"submission {submission_id} edits an erased household: nothing to map")
     incoming = Incoming(
         partner_org=stored.partner_org,
         submission_id=stored.submission_id,
@@ -181,9 +188,26 @@ async def retry(unit: service.Unit, partner_org: str, submission_id: str) -> Int
 
 async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> IntakeOutcome:
     async def outcome(
-        status: str, household_id: UUID | None, reasons: Sequence[Reason] = ()
+        status: str,
+        household_id: UUID | None,
+        reasons: Sequence[Reason] = (),
+        *,
+        keep_answers: bool = True,
     ) -> IntakeOutcome:
         reasons_json = [r.as_json() for r in reasons]
+        # Sealed again for the outcome: with the key of the household it registered or
+        # edited, so that erasing the household shreds the submission too.
+        sealed = (
+            repository.seal_answers(
+                unit.vault,
+                await unit.key(household_id) if household_id else None,
+                partner_org=incoming.partner_org,
+                submission_id=incoming.submission_id,
+                answers=incoming.answers,
+            )
+            if keep_answers
+            else None
+        )
         await repository.record_outcome(
             unit.conn,
             partner_org=incoming.partner_org,
@@ -192,7 +216,7 @@ async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> In
             reasons=reasons_json,
             household_id=household_id,
             processed_at=unit.now,
-            answers=incoming.answers if retry else None,
+            answers_sealed=sealed,
             retry=retry,
         )
         return IntakeOutcome(
@@ -218,7 +242,10 @@ async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> In
         return await outcome("rejected", None, exc.reasons)
 
     if incoming.replaces:
-        target = await _household_of(unit, incoming.partner_org, incoming.replaces)
+        try:
+            target = await _household_of(unit, incoming.partner_org, incoming.replaces)
+        except Gone:
+            return await _for_erased(incoming, outcome)
         if target is not None:
             status = await _apply_edit(unit, target, household_in)
             log.info(
@@ -236,6 +263,8 @@ async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> In
         household_id = await repository.household_of_submission(
             unit.conn, incoming.partner_org, later
         )
+        if household_id is not None and await _erased(unit, household_id):
+            return await _for_erased(incoming, outcome)
         return await outcome("superseded", household_id)
 
     registered = await service.register(unit, household_in)
@@ -250,13 +279,36 @@ async def _household_of(
     seen: set[UUID] = set()
     while household_id is not None and household_id not in seen:
         seen.add(household_id)
-        household = await repository.load_household(unit.conn, household_id, for_update=True)
+        household = await repository.load_household(
+            unit.conn, household_id, vault=unit.vault, for_update=True, keys=unit.keys
+        )
         if household is None:
             return None
         if household.status is HouseholdStatus.ACTIVE:
             return household
+        if household.status is HouseholdStatus.ERASED:
+            raise Gone(f"household {household_id} was erased")
         household_id = household.merged_into
     return None
+
+
+async def _erased(unit: service.Unit, household_id: UUID) -> bool:
+    row = await repository.household_row(unit.conn, household_id)
+    return row is not None and row["status"] == HouseholdStatus.ERASED.value
+
+
+async def _for_erased(incoming: Incoming, outcome: Any) -> IntakeOutcome:
+    """A submission about a household that was erased (an edit sent afterwards, or its
+    original arriving late) must not bring its personal data back: it is kept as rejected,
+    without its answers, so that the partner is told."""
+    log.warning(
+        "intake_for_erased_household",
+        partner_org=incoming.partner_org,
+        submission_id=incoming.submission_id,
+    )
+    reason = Reason("replaces", "the household it concerns was erased; its answers are not kept")
+    result: IntakeOutcome = await outcome("rejected", None, [reason], keep_answers=False)
+    return result
 
 
 async def _apply_edit(unit: service.Unit, before: Household, edited: HouseholdIn) -> str:
@@ -307,7 +359,7 @@ async def _follow_consents(unit: service.Unit, before: Household, edited: Househ
     return changed
 
 
-def intake_handler(*, default_assessor: str) -> Any:
+def intake_handler(*, default_assessor: str, vault: Vault) -> Any:
     """The handler of IntakeSubmitted on the intake topic (through the runtime's inbox)."""
 
     async def on_intake_submitted(event: IntakeSubmitted, ctx: HandlerContext) -> None:
@@ -317,6 +369,7 @@ def intake_handler(*, default_assessor: str) -> Any:
             now=ctx.now(),
             new_id=ctx.new_id,
             default_assessor=default_assessor,
+            vault=vault,
             cause=ctx.envelope,
         )
         result = await take_in(unit, from_event(event))

@@ -1,11 +1,12 @@
-"""Plain SQL for the registration tables (migrations 0001 and 0002)."""
+"""Plain SQL for the registration tables (migrations 0001 to 0004), sealing personal data
+with the household's data key on the way in and opening it on the way out (crypto.py)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from aidmesh_contracts import (
 )
 from pydantic import TypeAdapter
 
+from .crypto import HouseholdKey, KeyDestroyed, Vault
 from .domain import (
     ConsentRecord,
     CurrentNeed,
@@ -37,6 +39,78 @@ from .domain import (
     split_full_name,
 )
 
+# ---- keys, sealing and blind indexes ------------------------------------------------------
+#
+# What is personal is sealed with the household's data key (crypto.py): the household's
+# address and phone in households.sealed, each member's names, date of birth and documents
+# in members.sealed (Latin forms are computed from the names when read). What search and
+# dedup compare is stored as blind indexes. Rows written before 0004 keep plaintext columns
+# until backfill.py seals them; the readers below still read those.
+
+HOUSEHOLD_FIELD = "household"
+MEMBER_FIELD = "member"
+
+
+def sealed_household(key: HouseholdKey, household: Household) -> bytes:
+    return key.seal(HOUSEHOLD_FIELD, {"address": household.address, "phone": household.phone})
+
+
+def sealed_member(key: HouseholdKey, member: Member) -> bytes:
+    return key.seal(
+        MEMBER_FIELD,
+        {
+            "family_name": member.family_name,
+            "given_name": member.given_name,
+            "patronymic": member.patronymic,
+            "written_name": member.written_name,
+            "date_of_birth": member.date_of_birth.isoformat(),
+            "documents": [[d.kind.value, d.number] for d in member.documents],
+        },
+        row=member.member_id,
+    )
+
+
+def phone_index(vault: Vault, phone: str | None) -> str | None:
+    return vault.index("phone", phone) if phone else None
+
+
+def document_index(vault: Vault, number: str) -> str:
+    return vault.index("document", number)
+
+
+def name_index(vault: Vault, keys: Iterable[str]) -> list[str]:
+    """members.name_keys: blind indexes of translit.name_key() values."""
+    return vault.indexes("name", keys)
+
+
+def block_index(vault: Vault, keys: Iterable[str]) -> frozenset[str]:
+    """blocking_keys.block_key: blind indexes of dedup.blocking_keys() values."""
+    return frozenset(vault.indexes("block", keys))
+
+
+async def insert_household_key(
+    conn: asyncpg.Connection, household_id: UUID, wrapped: bytes, *, kek_id: str, at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO household_keys (household_id, wrapped_key, kek_id, created_at)"
+        " VALUES ($1, $2, $3, $4)",
+        household_id,
+        wrapped,
+        kek_id,
+        at,
+    )
+
+
+async def household_key(conn: asyncpg.Connection, vault: Vault, household_id: UUID) -> HouseholdKey:
+    """The household's data key, unwrapped. KeyDestroyed once it was erased."""
+    row = await conn.fetchrow(
+        "SELECT wrapped_key, kek_id FROM household_keys WHERE household_id = $1", household_id
+    )
+    if row is None:
+        raise LookupError(f"household {household_id} has no data key")
+    return vault.open_household_key(household_id, row["wrapped_key"], kek_id=row["kek_id"])
+
+
 # ---- households --------------------------------------------------------------------------
 
 
@@ -44,14 +118,16 @@ async def insert_household(
     conn: asyncpg.Connection,
     household: Household,
     *,
+    key: HouseholdKey,
+    vault: Vault,
     screening: Screening,
     correlation_id: UUID,
 ) -> None:
     location = household.location
     await conn.execute(
         """INSERT INTO households (household_id, registered_at, channel, partner_org,
-               adm1_pcode, adm2_pcode, adm3_pcode, displacement_status, size, address, phone,
-               vulnerabilities, consents, correlation_id, screening)
+               adm1_pcode, adm2_pcode, adm3_pcode, displacement_status, size, sealed,
+               phone_index, vulnerabilities, consents, correlation_id, screening)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)""",
         household.household_id,
         household.registered_at,
@@ -62,62 +138,52 @@ async def insert_household(
         location.adm3_pcode,
         household.displacement_status.value,
         household.size,
-        household.address,
-        household.phone,
+        sealed_household(key, household),
+        phone_index(vault, household.phone),
         sorted(v.value for v in household.vulnerabilities),
         sorted(c.value for c in household.consents),
         correlation_id,
         json.dumps(screening.as_json()),
     )
-    await insert_members(conn, household)
+    await insert_members(conn, household, key=key, vault=vault)
 
 
-async def insert_members(conn: asyncpg.Connection, household: Household) -> None:
-    rows = []
-    for position, m in enumerate(household.members):
-        latin = m.latin()
-        rows.append(
+async def insert_members(
+    conn: asyncpg.Connection, household: Household, *, key: HouseholdKey, vault: Vault
+) -> None:
+    await conn.executemany(
+        """INSERT INTO members (member_id, household_id, sex, relation, name_keys,
+               vulnerabilities, position, sealed)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        [
             (
                 m.member_id,
                 household.household_id,
-                m.full_name,
                 m.sex.value,
-                m.date_of_birth,
                 m.relation.value,
-                m.documents[0].number if m.documents else None,
-                m.family_name,
-                m.given_name,
-                m.patronymic,
-                latin.family,
-                latin.given,
-                latin.patronymic,
-                m.name_keys(),
+                name_index(vault, m.name_keys()),
                 sorted(v.value for v in m.vulnerabilities),
                 position,
+                sealed_member(key, m),
             )
-        )
-    await conn.executemany(
-        """INSERT INTO members (member_id, household_id, full_name, sex, date_of_birth,
-               relation, document_number, family_name, given_name, patronymic,
-               family_name_latin, given_name_latin, patronymic_latin, name_keys,
-               vulnerabilities, position)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)""",
-        rows,
+            for position, m in enumerate(household.members)
+        ],
     )
-    await insert_documents(
+    await insert_document_index(
         conn,
+        vault,
         [(m.member_id, household.household_id, d) for m in household.members for d in m.documents],
     )
 
 
-async def insert_documents(
-    conn: asyncpg.Connection, documents: Iterable[tuple[UUID, UUID, Document]]
+async def insert_document_index(
+    conn: asyncpg.Connection, vault: Vault, documents: Iterable[tuple[UUID, UUID, Document]]
 ) -> None:
     await conn.executemany(
-        "INSERT INTO documents (member_id, household_id, kind, number) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT DO NOTHING",
+        "INSERT INTO document_index (member_id, household_id, kind, number_index)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         [
-            (member_id, household_id, d.kind.value, d.number)
+            (member_id, household_id, d.kind.value, document_index(vault, d.number))
             for member_id, household_id, d in documents
         ],
     )
@@ -127,6 +193,8 @@ async def update_household(
     conn: asyncpg.Connection,
     household: Household,
     *,
+    key: HouseholdKey,
+    vault: Vault,
     screening: Screening,
     updated_at: datetime,
     members_changed: bool,
@@ -134,7 +202,7 @@ async def update_household(
     location = household.location
     await conn.execute(
         """UPDATE households SET adm1_pcode = $2, adm2_pcode = $3, adm3_pcode = $4,
-               displacement_status = $5, size = $6, address = $7, phone = $8,
+               displacement_status = $5, size = $6, sealed = $7, phone_index = $8,
                vulnerabilities = $9, screening = $10::jsonb, updated_at = $11,
                version = version + 1
            WHERE household_id = $1""",
@@ -144,16 +212,35 @@ async def update_household(
         location.adm3_pcode,
         household.displacement_status.value,
         household.size,
-        household.address,
-        household.phone,
+        sealed_household(key, household),
+        phone_index(vault, household.phone),
         sorted(v.value for v in household.vulnerabilities),
         json.dumps(screening.as_json()),
         updated_at,
     )
     if members_changed:
-        # Documents go with their members (ON DELETE CASCADE); kept ids are re-inserted.
+        # Their document index goes with them (ON DELETE CASCADE); kept ids are re-inserted.
         await conn.execute("DELETE FROM members WHERE household_id = $1", household.household_id)
-        await insert_members(conn, household)
+        await insert_members(conn, household, key=key, vault=vault)
+
+
+async def add_documents(
+    conn: asyncpg.Connection,
+    *,
+    key: HouseholdKey,
+    vault: Vault,
+    members: Sequence[Member],
+    new: Iterable[tuple[UUID, Document]],
+) -> None:
+    """Members of a household gained documents (carried over by a merge): seal them again
+    with their documents, and index the new ones."""
+    await conn.executemany(
+        "UPDATE members SET sealed = $2 WHERE member_id = $1",
+        [(m.member_id, sealed_member(key, m)) for m in members],
+    )
+    await insert_document_index(
+        conn, vault, [(member_id, key.household_id, d) for member_id, d in new]
+    )
 
 
 async def lock_households(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> None:
@@ -166,45 +253,114 @@ async def lock_households(conn: asyncpg.Connection, household_ids: Sequence[UUID
 
 
 async def load_household(
-    conn: asyncpg.Connection, household_id: UUID, *, for_update: bool = False
+    conn: asyncpg.Connection,
+    household_id: UUID,
+    *,
+    vault: Vault,
+    for_update: bool = False,
+    keys: dict[UUID, HouseholdKey] | None = None,
 ) -> Household | None:
     if for_update:
         await lock_households(conn, [household_id])
-    found = await load_households(conn, [household_id])
+    found = await load_households(conn, [household_id], vault=vault, keys=keys)
     return found[0] if found else None
 
 
+_HOUSEHOLD_ROWS = (
+    "SELECT h.*, k.wrapped_key, k.kek_id FROM households h"
+    " LEFT JOIN household_keys k ON k.household_id = h.household_id"
+)
+
+
 async def load_households(
-    conn: asyncpg.Connection, household_ids: Sequence[UUID]
+    conn: asyncpg.Connection,
+    household_ids: Sequence[UUID],
+    *,
+    vault: Vault,
+    keys: dict[UUID, HouseholdKey] | None = None,
 ) -> list[Household]:
+    """Households decrypted (`keys` collects their opened data keys, for the use case to
+    seal with). An erased household comes back without personal data: no address, phone
+    or members; check its status before using it."""
     rows = await conn.fetch(
-        "SELECT * FROM households WHERE household_id = ANY($1::uuid[]) ORDER BY registered_at",
+        _HOUSEHOLD_ROWS + " WHERE h.household_id = ANY($1::uuid[]) ORDER BY h.registered_at",
         list(household_ids),
     )
-    if not rows:
-        return []
+    return await _assemble(conn, rows, vault=vault, keys=keys)
+
+
+async def _assemble(
+    conn: asyncpg.Connection,
+    rows: Sequence[asyncpg.Record],
+    *,
+    vault: Vault,
+    keys: dict[UUID, HouseholdKey] | None = None,
+) -> list[Household]:
+    readable = [r for r in rows if r["status"] != HouseholdStatus.ERASED.value]
+    if not readable:
+        return [_household(r, [], {}) for r in rows]
+    ids = [r["household_id"] for r in readable]
     members = await conn.fetch(
         "SELECT * FROM members WHERE household_id = ANY($1::uuid[]) "
         "ORDER BY household_id, position, relation <> 'head', date_of_birth",
-        [r["household_id"] for r in rows],
+        ids,
     )
-    documents = await conn.fetch(
-        "SELECT member_id, kind, number FROM documents WHERE household_id = ANY($1::uuid[]) "
-        "ORDER BY member_id, kind, number",
-        [r["household_id"] for r in rows],
-    )
+    legacy_ids = [r["household_id"] for r in readable if r["sealed"] is None]
     docs_of: dict[UUID, list[Document]] = {}
-    for d in documents:
-        docs_of.setdefault(d["member_id"], []).append(
-            Document(DocumentKind(d["kind"]), d["number"])
-        )
+    if legacy_ids:  # written before 0004: documents in the 0002 table, in clear
+        for d in await conn.fetch(
+            "SELECT member_id, kind, number FROM documents WHERE household_id = ANY($1::uuid[])"
+            " ORDER BY member_id, kind, number",
+            legacy_ids,
+        ):
+            docs_of.setdefault(d["member_id"], []).append(
+                Document(DocumentKind(d["kind"]), d["number"])
+            )
+    opened: dict[UUID, HouseholdKey] = {}
+    personal: dict[UUID, dict[str, Any]] = {}
+    for r in readable:
+        household_id = r["household_id"]
+        if r["sealed"] is None:
+            personal[household_id] = {"address": r["address"], "phone": r["phone"]}
+            continue
+        key = vault.open_household_key(household_id, r["wrapped_key"], kek_id=r["kek_id"])
+        opened[household_id] = key
+        personal[household_id] = key.open(HOUSEHOLD_FIELD, r["sealed"])
+    if keys is not None:
+        keys.update(opened)
     members_of: dict[UUID, list[Member]] = {}
     for m in members:
-        members_of.setdefault(m["household_id"], []).append(_member(m, docs_of))
-    return [_household(r, members_of.get(r["household_id"], [])) for r in rows]
+        key_of_household = opened.get(m["household_id"])
+        member = (
+            _sealed_member(m, key_of_household)
+            if m["sealed"] is not None and key_of_household is not None
+            else _legacy_member(m, docs_of)
+        )
+        members_of.setdefault(m["household_id"], []).append(member)
+    return [
+        _household(r, members_of.get(r["household_id"], []), personal.get(r["household_id"], {}))
+        for r in rows
+    ]
 
 
-def _member(row: asyncpg.Record, docs_of: dict[UUID, list[Document]]) -> Member:
+def _sealed_member(row: asyncpg.Record, key: HouseholdKey) -> Member:
+    data = key.open(MEMBER_FIELD, row["sealed"], row=row["member_id"])
+    return Member(
+        member_id=row["member_id"],
+        family_name=data["family_name"],
+        given_name=data["given_name"],
+        patronymic=data["patronymic"],
+        sex=Sex(row["sex"]),
+        date_of_birth=date.fromisoformat(data["date_of_birth"]),
+        relation=Relation(row["relation"]),
+        documents=tuple(Document(DocumentKind(kind), number) for kind, number in data["documents"]),
+        vulnerabilities=frozenset(Vulnerability(v) for v in row["vulnerabilities"]),
+        written_name=data["written_name"],
+    )
+
+
+def _legacy_member(row: asyncpg.Record, docs_of: dict[UUID, list[Document]]) -> Member:
+    """A member written before 0004, in clear (until backfill.py seals it)."""
     documents = docs_of.get(row["member_id"], [])
     if not documents and row["document_number"]:
         # A member written before 0002 (or by a writer that left `documents` out).
@@ -231,7 +387,7 @@ def _member(row: asyncpg.Record, docs_of: dict[UUID, list[Document]]) -> Member:
     )
 
 
-def _household(row: asyncpg.Record, members: list[Member]) -> Household:
+def _household(row: asyncpg.Record, members: list[Member], personal: dict[str, Any]) -> Household:
     return Household(
         household_id=row["household_id"],
         registered_at=row["registered_at"],
@@ -243,8 +399,8 @@ def _household(row: asyncpg.Record, members: list[Member]) -> Household:
             adm3_pcode=row["adm3_pcode"],
         ),
         displacement_status=DisplacementStatus(row["displacement_status"]),
-        address=row["address"],
-        phone=row["phone"],
+        address=personal.get("address"),
+        phone=personal.get("phone"),
         members=tuple(members),
         vulnerabilities=frozenset(Vulnerability(v) for v in row["vulnerabilities"]),
         consents=frozenset(ConsentPurpose(c) for c in row["consents"]),
@@ -273,6 +429,81 @@ async def mark_merged(
         "UPDATE households SET merged_into = $2 WHERE merged_into = $1 AND household_id <> $2",
         merged,
         survivor,
+    )
+
+
+# ---- erasure -----------------------------------------------------------------------------
+
+
+async def merged_into(conn: asyncpg.Connection, household_id: UUID) -> list[UUID]:
+    """Households merged into this one and not erased yet (duplicates of the same people)."""
+    rows = await conn.fetch(
+        "SELECT household_id FROM households WHERE merged_into = $1 AND status = 'merged'"
+        " ORDER BY household_id",
+        household_id,
+    )
+    return [r["household_id"] for r in rows]
+
+
+async def erase(
+    conn: asyncpg.Connection,
+    household_ids: Sequence[UUID],
+    *,
+    at: datetime,
+    by: str,
+    reason: str,
+) -> None:
+    """Crypto-shredding, in the caller's transaction: destroy the data keys (every sealed
+    value of these households becomes unreadable for good, backups included), delete what
+    search and dedup could still match (blind indexes, blocking keys), clear any plaintext
+    left from before 0004, end their consents and open suspicions, and mark them erased.
+    Ids, P-codes, counts, codes and timestamps stay, so history stays consistent."""
+    ids = list(household_ids)
+    await conn.execute(
+        "UPDATE household_keys SET wrapped_key = NULL, destroyed_at = $2"
+        " WHERE household_id = ANY($1::uuid[]) AND destroyed_at IS NULL",
+        ids,
+        at,
+    )
+    await conn.execute("DELETE FROM blocking_keys WHERE household_id = ANY($1::uuid[])", ids)
+    await conn.execute("DELETE FROM document_index WHERE household_id = ANY($1::uuid[])", ids)
+    await conn.execute("DELETE FROM documents WHERE household_id = ANY($1::uuid[])", ids)
+    await conn.execute(
+        "UPDATE members SET name_keys = '{}', full_name = NULL, family_name = NULL,"
+        " given_name = NULL, patronymic = NULL, family_name_latin = NULL,"
+        " given_name_latin = NULL, patronymic_latin = NULL, date_of_birth = NULL,"
+        " document_number = NULL WHERE household_id = ANY($1::uuid[])",
+        ids,
+    )
+    await conn.execute(
+        "UPDATE intake_submissions SET answers = NULL"
+        " WHERE household_id = ANY($1::uuid[]) AND answers IS NOT NULL",
+        ids,
+    )
+    await conn.execute(
+        "UPDATE consents SET withdrawn_by = $2, withdrawn_at = $3, ended_reason = 'erased'"
+        " WHERE household_id = ANY($1::uuid[]) AND withdrawn_at IS NULL",
+        ids,
+        by,
+        at,
+    )
+    await refresh_consent_set(conn, ids)
+    await conn.execute(
+        "UPDATE duplicate_suspicions SET status = 'erased', resolved_by = $2, resolved_at = $3"
+        " WHERE status = 'open' AND (household_id = ANY($1::uuid[])"
+        " OR candidate_household_id = ANY($1::uuid[]))",
+        ids,
+        by,
+        at,
+    )
+    await conn.execute(
+        "UPDATE households SET status = 'erased', erased_at = $2, erased_by = $3,"
+        " erasure_reason = $4, phone_index = NULL, address = NULL, phone = NULL,"
+        " updated_at = $2, version = version + 1 WHERE household_id = ANY($1::uuid[])",
+        ids,
+        at,
+        by,
+        reason,
     )
 
 
@@ -555,55 +786,85 @@ async def list_suspicions(
 # ---- reading and searching ---------------------------------------------------------------
 
 
-async def household_view(conn: asyncpg.Connection, household_id: UUID) -> dict[str, Any] | None:
-    """A household as the API shows it: its row, members with documents, current needs."""
-    row = await household_row(conn, household_id)
+async def household_view(
+    conn: asyncpg.Connection, household_id: UUID, *, vault: Vault
+) -> dict[str, Any] | None:
+    """A household as the API shows it: its row, members with documents, current needs,
+    decrypted. An erased household is only its non-personal row (the API answers 410)."""
+    row = await conn.fetchrow(_HOUSEHOLD_ROWS + " WHERE h.household_id = $1", household_id)
     if row is None:
         return None
-    members = await conn.fetch(
-        "SELECT * FROM members WHERE household_id = $1"
-        " ORDER BY relation <> 'head', position, date_of_birth",
-        household_id,
-    )
-    documents = await conn.fetch(
-        "SELECT member_id, kind, number FROM documents WHERE household_id = $1"
-        " ORDER BY kind, number",
-        household_id,
-    )
+    view = {k: row[k] for k in _VIEW_COLUMNS}
+    view["screening"] = json.loads(row["screening"]) if row["screening"] else None
+    if row["status"] == HouseholdStatus.ERASED.value:
+        return view
+    (household,) = await _assemble(conn, [row], vault=vault)
     needs = await _current_need_rows(conn, household_id)
-    household = dict(row)
-    household["screening"] = json.loads(row["screening"]) if row["screening"] else None
-    household["members"] = [
-        {
-            "member_id": m["member_id"],
-            "full_name": m["full_name"],
-            "family_name": m["family_name"],
-            "given_name": m["given_name"],
-            "patronymic": m["patronymic"],
-            "family_name_latin": m["family_name_latin"],
-            "given_name_latin": m["given_name_latin"],
-            "patronymic_latin": m["patronymic_latin"],
-            "sex": m["sex"],
-            "date_of_birth": m["date_of_birth"],
-            "relation": m["relation"],
-            "document_number": m["document_number"],
-            "documents": [
-                {"kind": d["kind"], "number": d["number"]}
-                for d in documents
-                if d["member_id"] == m["member_id"]
-            ],
-            "vulnerabilities": list(m["vulnerabilities"]),
-        }
-        for m in members
-    ]
-    household["needs"] = [
+    view["address"], view["phone"] = household.address, household.phone
+    # The head first, then as submitted.
+    members = sorted(household.members, key=lambda m: m.relation is not Relation.HEAD)
+    view["members"] = [_member_view(m) for m in members]
+    view["needs"] = [
         {**dict(n), "details": json.loads(n["details"]) if n["details"] else None} for n in needs
     ]
-    return household
+    return view
+
+
+_VIEW_COLUMNS = (
+    "household_id",
+    "status",
+    "merged_into",
+    "merged_at",
+    "registered_at",
+    "updated_at",
+    "version",
+    "channel",
+    "partner_org",
+    "adm1_pcode",
+    "adm2_pcode",
+    "adm3_pcode",
+    "displacement_status",
+    "size",
+    "vulnerabilities",
+    "consents",
+    "correlation_id",
+    "erased_at",
+    "erased_by",
+    "erasure_reason",
+)
+
+
+def _names_view(m: Member) -> dict[str, Any]:
+    latin = m.latin()
+    return {
+        "full_name": m.full_name,
+        "family_name": m.family_name,
+        "given_name": m.given_name,
+        "patronymic": m.patronymic,
+        "family_name_latin": latin.family,
+        "given_name_latin": latin.given,
+        "patronymic_latin": latin.patronymic,
+    }
+
+
+def _member_view(m: Member) -> dict[str, Any]:
+    documents = sorted(m.documents, key=lambda d: (d.kind.value, d.number))
+    return {
+        "member_id": m.member_id,
+        **_names_view(m),
+        "sex": m.sex.value,
+        "date_of_birth": m.date_of_birth,
+        "relation": m.relation.value,
+        "document_number": m.documents[0].number if m.documents else None,
+        "documents": [{"kind": d.kind.value, "number": d.number} for d in documents],
+        "vulnerabilities": sorted(v.value for v in m.vulnerabilities),
+    }
 
 
 @dataclass(frozen=True)
 class SearchQuery:
+    """What to look for, as blind indexes (search compares them, never values)."""
+
     name_keys: list[str]
     phone: str | None
     document: str | None
@@ -615,43 +876,117 @@ async def search(
     conn: asyncpg.Connection,
     query: SearchQuery,
     *,
+    vault: Vault,
     before: tuple[datetime, UUID] | None,
     limit: int,
-) -> list[asyncpg.Record]:
-    """Households matching every criterion given, newest first, with their head's names."""
+) -> list[dict[str, Any]]:
+    """Households matching every criterion given, newest first, with their head's names
+    (decrypted). Erased households are never found."""
     level = {4: "adm1_pcode", 6: "adm2_pcode", 9: "adm3_pcode"}.get(len(query.pcode or ""))
     pcode_filter = f"h.{level} = $4" if level else "$4::text IS NULL"
-    return await conn.fetch(
+    rows = await conn.fetch(
         f"""SELECT h.household_id, h.status, h.merged_into, h.registered_at, h.channel,
                    h.partner_org, h.adm1_pcode, h.adm2_pcode, h.adm3_pcode,
-                   h.displacement_status, h.size, h.phone,
-                   head.member_id AS head_member_id, head.family_name, head.given_name,
-                   head.patronymic, head.family_name_latin, head.given_name_latin,
-                   head.patronymic_latin, head.full_name
+                   h.displacement_status, h.size, h.sealed, h.address, h.phone,
+                   k.wrapped_key, k.kek_id, head.member_id AS head_member_id,
+                   head.sealed AS head_sealed, head.sex, head.relation, head.vulnerabilities,
+                   head.family_name, head.given_name, head.patronymic, head.full_name,
+                   head.date_of_birth, head.document_number
             FROM households h
+            LEFT JOIN household_keys k ON k.household_id = h.household_id
             LEFT JOIN LATERAL (SELECT * FROM members m WHERE m.household_id = h.household_id
                                AND m.relation = 'head' LIMIT 1) head ON true
-            WHERE (cardinality($1::text[]) = 0 OR EXISTS (
+            WHERE h.status <> 'erased'
+              AND (cardinality($1::text[]) = 0 OR EXISTS (
                       SELECT 1 FROM members m WHERE m.household_id = h.household_id
                       AND m.name_keys @> $1::text[]))
-              AND ($2::text IS NULL OR h.phone = $2)
+              AND ($2::text IS NULL OR h.phone_index = $2)
               AND ($3::text IS NULL OR EXISTS (
-                      SELECT 1 FROM documents d WHERE d.household_id = h.household_id
-                      AND d.number = $3))
+                      SELECT 1 FROM document_index d WHERE d.household_id = h.household_id
+                      AND d.number_index = $3))
               AND {pcode_filter}
               AND ($5::text IS NULL OR h.status = $5)
               AND ($6::timestamptz IS NULL OR (h.registered_at, h.household_id) < ($6, $7::uuid))
             ORDER BY h.registered_at DESC, h.household_id DESC
             LIMIT $8""",
-        query.name_keys,
-        query.phone,
-        query.document,
+        name_index(vault, query.name_keys),
+        phone_index(vault, query.phone),
+        document_index(vault, query.document) if query.document else None,
         query.pcode,
         query.status.value if query.status else None,
         before[0] if before else None,
         before[1] if before else None,
         limit,
     )
+    return [_summary(r, vault) for r in rows]
+
+
+def _summary(row: asyncpg.Record, vault: Vault) -> dict[str, Any]:
+    found = {k: row[k] for k in _SUMMARY_COLUMNS}
+    head_row = _HeadRow(row)
+    head: Member | None = None
+    if row["sealed"] is None:  # written before 0004 (until backfill.py seals it)
+        found["phone"] = row["phone"]
+        if row["head_member_id"] is not None:
+            head = _legacy_member(head_row, {})
+    else:
+        key = vault.open_household_key(
+            row["household_id"], row["wrapped_key"], kek_id=row["kek_id"]
+        )
+        found["phone"] = key.open(HOUSEHOLD_FIELD, row["sealed"])["phone"]
+        if row["head_sealed"] is not None:
+            head = _sealed_member(head_row, key)
+    names = _names_view(head) if head else dict.fromkeys(_NAME_FIELDS)
+    found["head"] = {"member_id": row["head_member_id"], **names}
+    return found
+
+
+_NAME_FIELDS = (
+    "full_name",
+    "family_name",
+    "given_name",
+    "patronymic",
+    "family_name_latin",
+    "given_name_latin",
+    "patronymic_latin",
+)
+_SUMMARY_COLUMNS = (
+    "household_id",
+    "status",
+    "merged_into",
+    "registered_at",
+    "channel",
+    "partner_org",
+    "adm1_pcode",
+    "adm2_pcode",
+    "adm3_pcode",
+    "displacement_status",
+    "size",
+)
+
+
+class _HeadRow(dict[str, Any]):
+    """The head's columns of a search row, named as in a members row."""
+
+    def __init__(self, row: asyncpg.Record) -> None:
+        super().__init__(
+            member_id=row["head_member_id"],
+            sealed=row["head_sealed"],
+            **{
+                k: row[k]
+                for k in (
+                    "sex",
+                    "relation",
+                    "vulnerabilities",
+                    "family_name",
+                    "given_name",
+                    "patronymic",
+                    "full_name",
+                    "date_of_birth",
+                    "document_number",
+                )
+            },
+        )
 
 
 # ---- intake ------------------------------------------------------------------------------
@@ -667,7 +1002,8 @@ class Submission:
     replaces: str | None
     submitted_at: datetime | None
     received_at: datetime
-    answers: dict[str, Any]
+    #: As sent; None when not read (lists) or no longer readable (its household was erased).
+    answers: dict[str, Any] | None
     status: str
     reasons: list[dict[str, str]]
     household_id: UUID | None
@@ -675,7 +1011,45 @@ class Submission:
     attempts: int
 
 
-def _submission(row: asyncpg.Record) -> Submission:
+def answers_field(partner_org: str, submission_id: str) -> str:
+    """What a submission's sealed answers are bound to (an OrgCode has no ':')."""
+    return f"intake:{partner_org}:{submission_id}"
+
+
+def seal_answers(
+    vault: Vault,
+    key: HouseholdKey | None,
+    *,
+    partner_org: str,
+    submission_id: str,
+    answers: dict[str, Any],
+) -> bytes:
+    """The answers sealed with the key of the household the submission registered or
+    edited (erased with it), or, while it has none, with the key for unlinked values."""
+    field_name = answers_field(partner_org, submission_id)
+    if key is None:
+        return vault.seal_unlinked(field_name, answers)
+    return key.seal(field_name, answers)
+
+
+def _answers(row: asyncpg.Record, vault: Vault) -> dict[str, Any] | None:
+    if row["answers"] is not None:  # written before 0004 (until backfill.py seals it)
+        return json.loads(row["answers"])  # type: ignore[no-any-return]
+    if row["answers_sealed"] is None:
+        return None
+    field_name = answers_field(row["partner_org"], row["submission_id"])
+    if row["household_id"] is None:
+        return vault.open_unlinked(field_name, row["answers_sealed"])  # type: ignore[no-any-return]
+    try:
+        key = vault.open_household_key(
+            row["household_id"], row["wrapped_key"], kek_id=row["kek_id"]
+        )
+    except KeyDestroyed:
+        return None
+    return key.open(field_name, row["answers_sealed"])  # type: ignore[no-any-return]
+
+
+def _submission(row: asyncpg.Record, vault: Vault | None) -> Submission:
     return Submission(
         partner_org=row["partner_org"],
         submission_id=row["submission_id"],
@@ -685,7 +1059,7 @@ def _submission(row: asyncpg.Record) -> Submission:
         replaces=row["replaces"],
         submitted_at=row["submitted_at"],
         received_at=row["received_at"],
-        answers=json.loads(row["answers"]),
+        answers=_answers(row, vault) if vault is not None else None,
         status=row["status"],
         reasons=json.loads(row["reasons"]),
         household_id=row["household_id"],
@@ -694,16 +1068,19 @@ def _submission(row: asyncpg.Record) -> Submission:
     )
 
 
-async def claim_submission(conn: asyncpg.Connection, s: Submission) -> Submission | None:
+async def claim_submission(
+    conn: asyncpg.Connection, s: Submission, *, vault: Vault
+) -> Submission | None:
     """Insert a submission seen for the first time (None), or lock and return the stored one.
 
     The insert takes the key's lock until commit, so the same submission sent twice at once
-    is handled once: the second waits, then finds the first."""
+    is handled once: the second waits, then finds the first. Its answers are sealed with
+    the key for unlinked values until the outcome links it to a household."""
     inserted = await conn.fetchval(
         """INSERT INTO intake_submissions (partner_org, submission_id, source, format, form_id,
-               replaces, submitted_at, received_at, answers, status, reasons, household_id,
-               processed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11::jsonb, $12, $13)
+               replaces, submitted_at, received_at, answers_sealed, status, reasons,
+               household_id, processed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, NULL, $12)
            ON CONFLICT (partner_org, submission_id) DO NOTHING RETURNING 1""",
         s.partner_org,
         s.submission_id,
@@ -713,27 +1090,44 @@ async def claim_submission(conn: asyncpg.Connection, s: Submission) -> Submissio
         s.replaces,
         s.submitted_at,
         s.received_at,
-        json.dumps(s.answers, ensure_ascii=False),
+        seal_answers(
+            vault,
+            None,
+            partner_org=s.partner_org,
+            submission_id=s.submission_id,
+            answers=s.answers or {},
+        ),
         s.status,
         json.dumps(s.reasons),
-        s.household_id,
         s.processed_at,
     )
     if inserted:
         return None
-    return await get_submission(conn, s.partner_org, s.submission_id, for_update=True)
+    return await get_submission(conn, s.partner_org, s.submission_id, vault=vault, for_update=True)
+
+
+_SUBMISSION_ROWS = (
+    "SELECT s.*, k.wrapped_key, k.kek_id FROM intake_submissions s"
+    " LEFT JOIN household_keys k ON k.household_id = s.household_id"
+)
 
 
 async def get_submission(
-    conn: asyncpg.Connection, partner_org: str, submission_id: str, *, for_update: bool = False
+    conn: asyncpg.Connection,
+    partner_org: str,
+    submission_id: str,
+    *,
+    vault: Vault,
+    for_update: bool = False,
 ) -> Submission | None:
     row = await conn.fetchrow(
-        "SELECT * FROM intake_submissions WHERE partner_org = $1 AND submission_id = $2"
-        + (" FOR UPDATE" if for_update else ""),
+        _SUBMISSION_ROWS
+        + " WHERE s.partner_org = $1 AND s.submission_id = $2"
+        + (" FOR UPDATE OF s" if for_update else ""),
         partner_org,
         submission_id,
     )
-    return _submission(row) if row else None
+    return _submission(row, vault) if row else None
 
 
 async def record_outcome(
@@ -745,12 +1139,14 @@ async def record_outcome(
     reasons: list[dict[str, str]],
     household_id: UUID | None,
     processed_at: datetime,
-    answers: dict[str, Any] | None = None,
+    answers_sealed: bytes | None,
     retry: bool = False,
 ) -> None:
+    """The outcome, with the answers sealed again for it (`seal_answers` with the key of
+    `household_id`), or None: not kept."""
     await conn.execute(
         """UPDATE intake_submissions SET status = $3, reasons = $4::jsonb, household_id = $5,
-               processed_at = $6, answers = COALESCE($7::jsonb, answers),
+               processed_at = $6, answers_sealed = $7, answers = NULL,
                attempts = attempts + $8::int
            WHERE partner_org = $1 AND submission_id = $2""",
         partner_org,
@@ -759,7 +1155,7 @@ async def record_outcome(
         json.dumps(reasons),
         household_id,
         processed_at,
-        json.dumps(answers, ensure_ascii=False) if answers is not None else None,
+        answers_sealed,
         1 if retry else 0,
     )
 
@@ -792,8 +1188,11 @@ async def list_submissions(
     after: tuple[datetime, str, str] | None,
     limit: int,
 ) -> list[Submission]:
+    """Submissions without their answers (read one to get them)."""
     rows = await conn.fetch(
-        """SELECT * FROM intake_submissions
+        """SELECT partner_org, submission_id, source, format, form_id, replaces, submitted_at,
+                  received_at, status, reasons, household_id, processed_at, attempts
+           FROM intake_submissions
            WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR partner_org = $2)
              AND ($3::timestamptz IS NULL
                   OR (received_at, partner_org, submission_id) > ($3, $4::text, $5::text))
@@ -805,4 +1204,4 @@ async def list_submissions(
         after[2] if after else None,
         limit,
     )
-    return [_submission(r) for r in rows]
+    return [_submission(r, None) for r in rows]

@@ -23,6 +23,7 @@ from aidmesh_contracts import (
     DuplicateReason,
     DuplicateSuspected,
     Envelope,
+    HouseholdErased,
     HouseholdMerged,
 )
 from aidmesh_contracts.base import Event
@@ -30,11 +31,14 @@ from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.service import Runtime
 
 from . import dedup, repository
+from .crypto import HouseholdKey, Vault
 from .domain import (
     Conflict,
     ConsentIn,
     ConsentRecord,
     ConsentWithdrawalIn,
+    ErasureIn,
+    Gone,
     Household,
     HouseholdIn,
     HouseholdPatch,
@@ -64,11 +68,28 @@ class Unit:
     now: datetime
     new_id: Callable[[], UUID]
     default_assessor: str
+    #: Seals and opens personal data, computes blind indexes (crypto.py).
+    vault: Vault
     #: The event that caused this work (an IntakeSubmitted), if any.
     cause: Envelope | None = None
     #: The flow to join when nothing caused this work (an HTTP X-Correlation-ID).
     correlation_id: UUID | None = None
     events: list[Envelope] = field(default_factory=list)
+    #: Data keys of the households this unit opened (loaded or registered).
+    keys: dict[UUID, HouseholdKey] = field(default_factory=dict)
+
+    async def key(self, household_id: UUID) -> HouseholdKey:
+        """The household's data key (KeyDestroyed if it was erased)."""
+        found = self.keys.get(household_id)
+        if found is None:
+            found = await repository.household_key(self.conn, self.vault, household_id)
+            self.keys[household_id] = found
+        return found
+
+    async def load(self, household_ids: list[UUID]) -> list[Household]:
+        return await repository.load_households(
+            self.conn, household_ids, vault=self.vault, keys=self.keys
+        )
 
     async def emit(self, event: Event, *, caused_by: Envelope | None = None) -> Envelope:
         """Add an event to the outbox. Without an explicit cause, the first event of the
@@ -97,8 +118,15 @@ async def unit_of_work(
             now=runtime.clock(),
             new_id=runtime.new_id,
             default_assessor=runtime.settings.default_assessor,  # type: ignore[attr-defined]
+            vault=vault_of(runtime),
             correlation_id=correlation_id,
         )
+
+
+def vault_of(runtime: Runtime) -> Vault:
+    """The service's vault, which the composition root put in the runtime (app.py)."""
+    vault: Vault = runtime.extras["vault"]
+    return vault
 
 
 # ---- register ----------------------------------------------------------------------------
@@ -126,14 +154,21 @@ async def register(unit: Unit, household_in: HouseholdIn) -> Registered:
         member_ids=[unit.new_id() for _ in household_in.members],
         registered_at=unit.now,
     )
-    keys = household.blocking_keys()
+    keys = repository.block_index(unit.vault, household.blocking_keys())
     await repository.lock_blocking_keys(unit.conn, keys)
     registered = await unit.emit(
         household_registered(household, household_id=household.household_id, now=unit.now)
     )
+    key, wrapped = unit.vault.new_household_key(household.household_id)
+    unit.keys[household.household_id] = key
+    await repository.insert_household_key(
+        unit.conn, household.household_id, wrapped, kek_id=unit.vault.kek_id, at=unit.now
+    )
     await repository.insert_household(
         unit.conn,
         household,
+        key=key,
+        vault=unit.vault,
         screening=screening_of(household, today=unit.now.date()),
         correlation_id=registered.correlationid,
     )
@@ -187,14 +222,18 @@ async def check_duplicates(
     caused_by: Envelope | None = None,
 ) -> list[UUID]:
     """Store the household's blocking keys, compare it with the households sharing one,
-    queue each new suspicion for review and publish it (reasons only, never values)."""
-    keys = household.blocking_keys() if keys is None else keys
+    queue each new suspicion for review and publish it (reasons only, never values).
+
+    `keys` are blind indexes of the blocking keys (repository.block_index): the table
+    holds no name or date; the candidates are decrypted to be scored."""
+    if keys is None:
+        keys = repository.block_index(unit.vault, household.blocking_keys())
     await repository.lock_blocking_keys(unit.conn, keys)
     await repository.set_blocking_keys(unit.conn, household.household_id, keys)
     ids = await repository.candidate_ids(unit.conn, keys, excluding=household.household_id)
     if not ids:
         return []
-    candidates = await repository.load_households(unit.conn, ids)
+    candidates = await unit.load(ids)
     by_id = {c.household_id: c for c in candidates}
     found = []
     matches = dedup.find_duplicates(household.candidate(), [c.candidate() for c in candidates])
@@ -254,12 +293,22 @@ class Updated:
 
 
 async def active_household(unit: Unit, household_id: UUID) -> Household:
-    household = await repository.load_household(unit.conn, household_id, for_update=True)
-    if household is None:
+    await repository.lock_households(unit.conn, [household_id])
+    found = await unit.load([household_id])
+    if not found:
         raise NotFound(f"household {household_id} not found")
-    if household.status is HouseholdStatus.MERGED:
-        raise Conflict(f"household {household_id} was merged into {household.merged_into}")
+    household = found[0]
+    refuse_unless_active(household)
     return household
+
+
+def refuse_unless_active(household: Household) -> None:
+    if household.status is HouseholdStatus.ERASED:
+        raise Gone(f"household {household.household_id} was erased")
+    if household.status is HouseholdStatus.MERGED:
+        raise Conflict(
+            f"household {household.household_id} was merged into {household.merged_into}"
+        )
 
 
 async def update(
@@ -286,6 +335,8 @@ async def update(
         await repository.update_household(
             unit.conn,
             after,
+            key=await unit.key(household_id),
+            vault=unit.vault,
             screening=screening_of(after, today=today),
             updated_at=unit.now,
             members_changed="members" in changed,
@@ -426,14 +477,13 @@ async def merge(
     if merged_id == survivor_id:
         raise Conflict("a household cannot be merged into itself")
     await repository.lock_households(unit.conn, [merged_id, survivor_id])
-    households = {
-        h.household_id: h
-        for h in await repository.load_households(unit.conn, [merged_id, survivor_id])
-    }
+    households = {h.household_id: h for h in await unit.load([merged_id, survivor_id])}
     for household_id in (merged_id, survivor_id):
         household = households.get(household_id)
         if household is None:
             raise NotFound(f"household {household_id} not found")
+        if household.status is HouseholdStatus.ERASED:
+            raise Gone(f"household {household_id} was erased")
         if household.status is HouseholdStatus.MERGED:
             raise Conflict(
                 f"household {household_id} was already merged into {household.merged_into}"
@@ -455,9 +505,6 @@ async def merge(
     await repository.set_blocking_keys(unit.conn, merged_id, [])
 
     carried = documents_to_carry(survivor, merged)
-    await repository.insert_documents(
-        unit.conn, [(member.member_id, survivor_id, document) for member, document in carried]
-    )
 
     await _merge_consents(
         unit,
@@ -478,6 +525,8 @@ async def merge(
         )
     await repository.supersede_suspicions(unit.conn, merged_id, by=decided_by, at=unit.now)
     if carried:
+        # The survivor's members who are the merged household's too gain its documents:
+        # sealed again with the survivor's key (the merged household keeps its own).
         survivor = replace(
             survivor,
             members=tuple(
@@ -488,6 +537,14 @@ async def merge(
                 )
                 for m in survivor.members
             ),
+        )
+        gaining = {member.member_id for member, _ in carried}
+        await repository.add_documents(
+            unit.conn,
+            key=await unit.key(survivor_id),
+            vault=unit.vault,
+            members=[m for m in survivor.members if m.member_id in gaining],
+            new=[(member.member_id, document) for member, document in carried],
         )
     await check_duplicates(unit, survivor, caused_by=merged_event)
     log.info(
@@ -584,3 +641,66 @@ async def dismiss(unit: Unit, suspicion_id: UUID, *, decided_by: str) -> reposit
     suspicion = await repository.get_suspicion(unit.conn, suspicion_id)
     assert suspicion is not None
     return suspicion
+
+
+# ---- erasure -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Erased:
+    household_id: UUID
+    #: Duplicates merged into it earlier, erased with it.
+    merged_household_ids: list[UUID]
+    erased_at: datetime
+    event: Envelope
+
+
+async def erase(unit: Unit, household_id: UUID, erasure: ErasureIn) -> Erased:
+    """Erase a household's personal data by crypto-shredding; publish HouseholdErased.
+
+    One transaction: its data key is destroyed (with the keys of the duplicates merged
+    into it: the same people), so every sealed copy of its personal data (rows, WAL,
+    backups) can never be read again; its blind indexes and blocking keys go, its consents
+    end, open suspicions about it close, and it is marked erased. Ids, P-codes, counts,
+    codes and timestamps stay, so the history told by the events stays whole. GET answers
+    410 from then on; changes are refused with 410.
+    """
+    await repository.lock_households(unit.conn, [household_id])
+    row = await repository.household_row(unit.conn, household_id)
+    if row is None:
+        raise NotFound(f"household {household_id} not found")
+    if row["status"] == HouseholdStatus.ERASED.value:
+        raise Gone(f"household {household_id} was already erased")
+    merged = await repository.merged_into(unit.conn, household_id)
+    await repository.lock_households(unit.conn, merged)
+    event = await unit.emit(
+        HouseholdErased(
+            household_id=household_id,
+            merged_household_ids=frozenset(merged),
+            reason_code=erasure.reason_code.value,
+            requested_by=erasure.requested_by,
+            erased_at=unit.now,
+        )
+    )
+    await repository.erase(
+        unit.conn,
+        [household_id, *merged],
+        at=unit.now,
+        by=erasure.requested_by,
+        reason=erasure.reason_code.value,
+    )
+    for erased in (household_id, *merged):
+        unit.keys.pop(erased, None)
+    log.info(
+        "household_erased",
+        household_id=str(household_id),
+        merged_households=len(merged),
+        reason_code=erasure.reason_code.value,
+        requested_by=erasure.requested_by,
+    )
+    return Erased(
+        household_id=household_id,
+        merged_household_ids=merged,
+        erased_at=unit.now,
+        event=event,
+    )

@@ -17,16 +17,20 @@ from aidmesh_contracts import (
     HouseholdMerged,
     HouseholdUpdated,
 )
-from aidmesh_runtime.testing import EventLog, Seen
+from aidmesh_runtime.auth import REGISTRATION_WRITE
+from aidmesh_runtime.testing import EventLog, Seen, auth_headers
 from httpx import AsyncClient
 
 pytestmark = pytest.mark.integration
 
 Body = Callable[..., dict[str, Any]]
+Headers = dict[str, str]
 
 
 async def register(client: AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post("/households", json=body)
+    """Registered by the organisation the body names, with its own token."""
+    headers = auth_headers(REGISTRATION_WRITE, org=body["partner_org"])
+    response = await client.post("/households", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -61,7 +65,7 @@ async def suspected_pair(
 
 
 async def test_the_same_passport_registered_again_is_suspected_with_certainty(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, reviewer: Headers
 ) -> None:
     first = body()
     earlier = (await register(registration, first))["household_id"]
@@ -80,7 +84,9 @@ async def test_the_same_passport_registered_again_is_suspected_with_certainty(
     assert record.envelope is not None
     assert record.envelope.causationid == UUID(later["events"][0]["id"])  # the registration
     queue = (
-        await registration.get("/duplicates", params={"household_id": later["household_id"]})
+        await registration.get(
+            "/duplicates", params={"household_id": later["household_id"]}, headers=reviewer
+        )
     ).json()["items"]
     assert [(q["suspicion_id"], q["status"]) for q in queue] == [
         (str(suspected.suspicion_id), "open")
@@ -127,7 +133,7 @@ async def test_a_household_updated_into_a_duplicate_is_suspected_too(
 
 
 async def test_merging_a_duplicate_publishes_household_merged_and_the_merged_id_says_where_it_went(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, reviewer: Headers
 ) -> None:
     first = body(consents=["registration", "data_sharing"])
     head = first["members"][0]
@@ -140,7 +146,7 @@ async def test_merging_a_duplicate_publishes_household_merged_and_the_merged_id_
     earlier, later, suspicion_id = await suspected_pair(registration, events, first, second)
 
     response = await registration.post(
-        f"/duplicates/{suspicion_id}/merge", json={"decided_by": "IOM-REG"}
+        f"/duplicates/{suspicion_id}/merge", json={"decided_by": "IOM-REG"}, headers=reviewer
     )
 
     assert response.status_code == 200, response.text
@@ -164,46 +170,44 @@ async def test_merging_a_duplicate_publishes_household_merged_and_the_merged_id_
     stays = (await registration.get(f"/households/{earlier}")).json()
     assert stays["consents"] == ["data_sharing", "referral", "registration"]
     assert certificate in stays["members"][0]["documents"]
-    suspicion = (await registration.get(f"/duplicates/{suspicion_id}")).json()
+    suspicion = (await registration.get(f"/duplicates/{suspicion_id}", headers=reviewer)).json()
     assert (suspicion["status"], suspicion["survivor_household_id"]) == ("merged", earlier)
     found = await registration.get("/households", params={"name": head["family_name"]})
     assert [h["household_id"] for h in found.json()["items"]] == [earlier]
 
 
 async def test_a_merged_household_can_no_longer_be_changed(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, reviewer: Headers
 ) -> None:
     first = body()
     earlier, later, suspicion_id = await suspected_pair(registration, events, first, again(first))
     merged = await registration.post(
-        f"/duplicates/{suspicion_id}/merge", json={"decided_by": "IOM-REG"}
+        f"/duplicates/{suspicion_id}/merge", json={"decided_by": "IOM-REG"}, headers=reviewer
     )
     assert merged.status_code == 200, merged.text
 
     update = await registration.patch(f"/households/{later}", json={"address": "Полтава"})
-    consent = await registration.post(
-        f"/households/{later}/consents", json={"purpose": "referral", "recorded_by": "NRC"}
-    )
+    consent = await registration.post(f"/households/{later}/consents", json={"purpose": "referral"})
 
     assert (update.status_code, consent.status_code) == (409, 409)
     assert f"merged into {earlier}" in update.json()["detail"]
 
 
 async def test_resolving_a_resolved_suspicion_is_a_conflict(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, reviewer: Headers
 ) -> None:
     first = body()
     _, _, suspicion_id = await suspected_pair(registration, events, first, again(first))
     merged = await registration.post(
-        f"/duplicates/{suspicion_id}/merge", json={"decided_by": "IOM-REG"}
+        f"/duplicates/{suspicion_id}/merge", json={"decided_by": "IOM-REG"}, headers=reviewer
     )
     assert merged.status_code == 200, merged.text
 
     again_merged = await registration.post(
-        f"/duplicates/{suspicion_id}/merge", json={"decided_by": "IOM-REG"}
+        f"/duplicates/{suspicion_id}/merge", json={"decided_by": "IOM-REG"}, headers=reviewer
     )
     dismissed = await registration.post(
-        f"/duplicates/{suspicion_id}/dismiss", json={"decided_by": "IOM-REG"}
+        f"/duplicates/{suspicion_id}/dismiss", json={"decided_by": "IOM-REG"}, headers=reviewer
     )
 
     assert (again_merged.status_code, dismissed.status_code) == (409, 409)
@@ -211,19 +215,23 @@ async def test_resolving_a_resolved_suspicion_is_a_conflict(
 
 
 async def test_a_dismissed_pair_leaves_the_queue_and_is_not_raised_again(
-    registration: AsyncClient, database: asyncpg.Connection, events: EventLog, body: Body
+    registration: AsyncClient,
+    database: asyncpg.Connection,
+    events: EventLog,
+    body: Body,
+    reviewer: Headers,
 ) -> None:
     first = body()
     earlier, later, suspicion_id = await suspected_pair(registration, events, first, again(first))
 
     response = await registration.post(
-        f"/duplicates/{suspicion_id}/dismiss", json={"decided_by": "IOM-REG"}
+        f"/duplicates/{suspicion_id}/dismiss", json={"decided_by": "IOM-REG"}, headers=reviewer
     )
 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "dismissed"
     open_for_later = await registration.get(
-        "/duplicates", params={"household_id": later, "status": "open"}
+        "/duplicates", params={"household_id": later, "status": "open"}, headers=reviewer
     )
     assert open_for_later.json()["items"] == []
     # A later change that re-runs the comparison finds the pair known: no new suspicion.
@@ -240,7 +248,7 @@ async def test_a_dismissed_pair_leaves_the_queue_and_is_not_raised_again(
 
 
 async def test_the_household_that_stays_can_be_chosen(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, reviewer: Headers
 ) -> None:
     first = body()
     earlier, later, suspicion_id = await suspected_pair(registration, events, first, again(first))
@@ -248,6 +256,7 @@ async def test_the_household_that_stays_can_be_chosen(
     response = await registration.post(
         f"/duplicates/{suspicion_id}/merge",
         json={"decided_by": "IOM-REG", "survivor_household_id": later},
+        headers=reviewer,
     )
 
     assert response.status_code == 200, response.text
@@ -259,7 +268,7 @@ async def test_the_household_that_stays_can_be_chosen(
 
 
 async def test_the_household_that_stays_must_be_one_of_the_pair(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, reviewer: Headers
 ) -> None:
     first = body()
     _, _, suspicion_id = await suspected_pair(registration, events, first, again(first))
@@ -267,20 +276,25 @@ async def test_the_household_that_stays_must_be_one_of_the_pair(
     response = await registration.post(
         f"/duplicates/{suspicion_id}/merge",
         json={"decided_by": "IOM-REG", "survivor_household_id": str(uuid4())},
+        headers=reviewer,
     )
 
     assert response.status_code == 409
-    status = (await registration.get(f"/duplicates/{suspicion_id}")).json()["status"]
+    status = (await registration.get(f"/duplicates/{suspicion_id}", headers=reviewer)).json()[
+        "status"
+    ]
     assert status == "open"
 
 
 async def test_a_household_cannot_be_merged_into_itself(
-    registration: AsyncClient, body: Body
+    registration: AsyncClient, body: Body, reviewer: Headers
 ) -> None:
     household_id = (await register(registration, body()))["household_id"]
 
     response = await registration.post(
-        f"/households/{household_id}/merge", json={"into": household_id, "decided_by": "IOM-REG"}
+        f"/households/{household_id}/merge",
+        json={"into": household_id, "decided_by": "IOM-REG"},
+        headers=reviewer,
     )
 
     assert response.status_code == 409
@@ -288,18 +302,18 @@ async def test_a_household_cannot_be_merged_into_itself(
 
 
 async def test_nothing_can_be_merged_into_a_merged_household(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, reviewer: Headers
 ) -> None:
     a = (await register(registration, body()))["household_id"]
     b = (await register(registration, body()))["household_id"]
     c = (await register(registration, body()))["household_id"]
     first = await registration.post(
-        f"/households/{b}/merge", json={"into": a, "decided_by": "IOM-REG"}
+        f"/households/{b}/merge", json={"into": a, "decided_by": "IOM-REG"}, headers=reviewer
     )
     assert first.status_code == 200, first.text
 
     response = await registration.post(
-        f"/households/{c}/merge", json={"into": b, "decided_by": "IOM-REG"}
+        f"/households/{c}/merge", json={"into": b, "decided_by": "IOM-REG"}, headers=reviewer
     )
 
     assert response.status_code == 409
@@ -308,22 +322,24 @@ async def test_nothing_can_be_merged_into_a_merged_household(
 
 
 async def test_merging_an_unknown_household_is_not_found(
-    registration: AsyncClient, body: Body
+    registration: AsyncClient, body: Body, reviewer: Headers
 ) -> None:
     household_id = (await register(registration, body()))["household_id"]
 
     response = await registration.post(
-        f"/households/{uuid4()}/merge", json={"into": household_id, "decided_by": "IOM-REG"}
+        f"/households/{uuid4()}/merge",
+        json={"into": household_id, "decided_by": "IOM-REG"},
+        headers=reviewer,
     )
     suspicion = await registration.post(
-        f"/duplicates/{uuid4()}/dismiss", json={"decided_by": "IOM-REG"}
+        f"/duplicates/{uuid4()}/dismiss", json={"decided_by": "IOM-REG"}, headers=reviewer
     )
 
     assert (response.status_code, suspicion.status_code) == (404, 404)
 
 
 async def test_the_review_queue_pages_through_open_suspicions_oldest_first(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, reviewer: Headers
 ) -> None:
     mine = []
     for _ in range(2):
@@ -333,7 +349,7 @@ async def test_the_review_queue_pages_through_open_suspicions_oldest_first(
     listed, cursor = [], None
     while True:
         params = {"status": "open", "limit": 1} | ({"cursor": cursor} if cursor else {})
-        page = (await registration.get("/duplicates", params=params)).json()
+        page = (await registration.get("/duplicates", params=params, headers=reviewer)).json()
         listed += page["items"]
         if not (cursor := page["next_cursor"]):
             break
@@ -346,8 +362,10 @@ async def test_the_review_queue_pages_through_open_suspicions_oldest_first(
     assert detected == sorted(detected)
 
 
-async def test_an_unknown_queue_status_is_refused(registration: AsyncClient) -> None:
-    response = await registration.get("/duplicates", params={"status": "pending"})
+async def test_an_unknown_queue_status_is_refused(
+    registration: AsyncClient, reviewer: Headers
+) -> None:
+    response = await registration.get("/duplicates", params={"status": "pending"}, headers=reviewer)
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "status"]

@@ -21,7 +21,15 @@ from aidmesh_contracts import (
     IntakeSubmitted,
     NeedAssessed,
 )
-from aidmesh_runtime.testing import Database, EventLog, Seen, kafka_producer, publish
+from aidmesh_runtime.auth import REGISTRATION_INTAKE
+from aidmesh_runtime.testing import (
+    Database,
+    EventLog,
+    Seen,
+    auth_headers,
+    kafka_producer,
+    publish,
+)
 from aiokafka import AIOKafkaProducer
 from httpx import AsyncClient, Response
 from structlog.testing import capture_logs
@@ -61,8 +69,13 @@ def submission(kobo: Kobo, names: Callable[[], str]) -> Callable[..., dict[str, 
     return fresh
 
 
+def partner_token(partner: str) -> dict[str, str]:
+    """A Kobo project's REST Service: the partner's token, which may only send intake."""
+    return auth_headers(REGISTRATION_INTAKE, org=partner, sub=f"partner:{partner.lower()}")
+
+
 async def send(client: AsyncClient, answers: dict[str, Any], partner: str = "NRC") -> Response:
-    return await client.post("/intake/kobo", params={"partner_org": partner}, json=answers)
+    return await client.post("/intake/kobo", json=answers, headers=partner_token(partner))
 
 
 async def counts(database: asyncpg.Connection) -> dict[str, int]:
@@ -317,29 +330,67 @@ async def test_only_a_rejected_submission_can_be_mapped_again(
     assert (registered.status_code, unknown.status_code) == (409, 404)
 
 
-async def test_a_submission_without_a_partner_is_refused_and_not_kept(
+async def test_a_submission_is_attributed_to_the_partner_its_token_names(
     registration: AsyncClient,
     database: asyncpg.Connection,
     submission: Callable[..., dict[str, Any]],
 ) -> None:
-    before = await counts(database)
+    answers = submission()
 
-    response = await registration.post("/intake/kobo", json=submission())
-
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", "partner_org"]
-    assert await counts(database) == before
-
-
-async def test_the_partner_may_be_named_in_a_header(
-    registration: AsyncClient, submission: Callable[..., dict[str, Any]]
-) -> None:
-    response = await registration.post(
-        "/intake/kobo", json=submission(), headers={"X-Partner-Org": "PIN"}
-    )
+    response = await send(registration, answers, partner="PIN")
 
     assert response.status_code == 201, response.text
     assert response.json()["partner_org"] == "PIN"
+    stored = await database.fetchrow(
+        "SELECT partner_org, household_id FROM intake_submissions WHERE submission_id = $1",
+        answers["meta/instanceID"],
+    )
+    assert stored["partner_org"] == "PIN"
+    household = (await registration.get(f"/households/{stored['household_id']}")).json()
+    assert (household["channel"], household["partner_org"]) == ("kobo", "PIN")
+
+
+@pytest.mark.parametrize(
+    ("params", "headers", "named"),
+    [
+        ({"partner_org": "DRC"}, {}, "partner_org is DRC"),
+        ({}, {"X-Partner-Org": "DRC"}, "X-Partner-Org is DRC"),
+    ],
+)
+async def test_a_submission_naming_another_partner_than_its_token_is_refused_and_not_kept(
+    registration: AsyncClient,
+    database: asyncpg.Connection,
+    submission: Callable[..., dict[str, Any]],
+    params: dict[str, str],
+    headers: dict[str, str],
+    named: str,
+) -> None:
+    before = await counts(database)
+
+    response = await registration.post(
+        "/intake/kobo", params=params, json=submission(), headers=partner_token("NRC") | headers
+    )
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": f"{named} but the token is for NRC: a call is attributed to its token's"
+        " organisation"
+    }
+    assert await counts(database) == before
+
+
+async def test_a_submission_may_repeat_its_tokens_partner(
+    registration: AsyncClient, submission: Callable[..., dict[str, Any]]
+) -> None:
+    response = await registration.post(
+        "/intake/kobo",
+        params={"partner_org": "NRC"},
+        json=submission(),
+        headers=partner_token("NRC") | {"X-Partner-Org": "NRC"},
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["partner_org"] == "NRC"
 
 
 # ---- the intake topic --------------------------------------------------------------------

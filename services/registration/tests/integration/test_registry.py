@@ -20,12 +20,14 @@ from aidmesh_contracts import (
     Sector,
 )
 from aidmesh_registration.translit import to_latin
+from aidmesh_runtime.auth import REGISTRATION_READ, REGISTRATION_WRITE
 from aidmesh_runtime.testing import EventLog, Seen
 from httpx import AsyncClient
 
 pytestmark = pytest.mark.integration
 
 Body = Callable[..., dict[str, Any]]
+Headers = dict[str, str]
 
 
 async def register(client: AsyncClient, body: dict[str, Any]) -> str:
@@ -333,16 +335,19 @@ async def test_a_bad_search_is_refused_naming_the_parameter(
 
 
 async def test_consent_is_recorded_and_withdrawn_per_purpose_with_who_and_when(
-    registration: AsyncClient, events: EventLog, body: Body
+    registration: AsyncClient, events: EventLog, body: Body, as_org: Callable[..., Headers]
 ) -> None:
     household_id = await register(registration, body(consents=["registration"]))
 
     recorded = await registration.post(
         f"/households/{household_id}/consents",
         json={"purpose": "referral", "recorded_by": "UNHCR"},
+        headers=as_org("UNHCR", REGISTRATION_WRITE),
     )
     withdrawn = await registration.post(
-        f"/households/{household_id}/consents/referral/withdraw", json={"recorded_by": "NRC"}
+        f"/households/{household_id}/consents/referral/withdraw",
+        json={},
+        headers=as_org("NRC", REGISTRATION_WRITE),
     )
 
     assert recorded.status_code == 201, recorded.text
@@ -392,7 +397,7 @@ async def test_withdrawing_a_consent_never_given_is_a_conflict(
     assert "no consent for referral" in response.json()["detail"]
 
 
-async def test_consent_for_an_unknown_purpose_or_without_who_is_refused(
+async def test_consent_for_an_unknown_purpose_is_refused(
     registration: AsyncClient, body: Body
 ) -> None:
     household_id = await register(registration, body())
@@ -402,10 +407,33 @@ async def test_consent_for_an_unknown_purpose_or_without_who_is_refused(
     )
 
     assert response.status_code == 422
-    assert {tuple(e["loc"]) for e in response.json()["detail"]} == {
-        ("body", "purpose"),
-        ("body", "recorded_by"),
+    assert {tuple(e["loc"]) for e in response.json()["detail"]} == {("body", "purpose")}
+
+
+async def test_a_consent_is_recorded_by_the_callers_organisation_and_no_other(
+    registration: AsyncClient, events: EventLog, body: Body, as_org: Callable[..., Headers]
+) -> None:
+    household_id = await register(registration, body(consents=["registration"]))
+    unhcr = as_org("UNHCR", REGISTRATION_WRITE, REGISTRATION_READ)
+
+    in_anothers_name = await registration.post(
+        f"/households/{household_id}/consents",
+        json={"purpose": "referral", "recorded_by": "NRC"},
+        headers=unhcr,
+    )
+    recorded = await registration.post(
+        f"/households/{household_id}/consents", json={"purpose": "referral"}, headers=unhcr
+    )
+
+    assert in_anothers_name.status_code == 403
+    assert in_anothers_name.json() == {
+        "detail": "recorded_by is NRC but the token is for UNHCR: a call is attributed to its"
+        " token's organisation"
     }
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["recorded_by"] == "UNHCR"
+    [given] = await published(events, household_id, ConsentRecorded.event_type)
+    assert given.event().recorded_by == "UNHCR"  # type: ignore[attr-defined]
 
 
 async def test_consent_of_an_unknown_household_is_not_found(registration: AsyncClient) -> None:

@@ -21,9 +21,11 @@ from aidmesh_registration.bulk_import import (
     read_chunks,
     read_header,
 )
+from aidmesh_registration.crypto import Vault, new_kek
 from aidmesh_registration.phones import normalise_phone
 
 NOW = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+VAULT = Vault.from_config(new_kek("test"))
 
 
 def write(path: Path, rows: list[dict[str, str]], columns: tuple[str, ...] = COLUMNS) -> Path:
@@ -67,6 +69,7 @@ def prepare(path: Path) -> tuple[list, list]:
         now=NOW,
         source="/aidmesh/registration",
         columns=columns,
+        vault=VAULT,
     )
     prepared, stray = [], []
     for households, errors, _ in read_chunks(path, columns=columns, skip_rows=0, chunk_rows=1000):
@@ -144,14 +147,47 @@ def test_a_prepared_household_has_its_rows_events_and_blocking_keys(tmp_path: Pa
     (chunk,), _ = prepare(path)
 
     (household,) = chunk.households
+    (household_id, wrapped, kek_id, _) = chunk.household_keys[0]
+    key = VAULT.open_household_key(household_id, wrapped, kek_id=kek_id)
     assert household[8] == 2  # size
-    assert household[10] == "+380501234567"
-    assert [m[5] for m in chunk.members] == ["head", "child"]
-    assert chunk.documents[0][2:] == ("id_card", "123456789")
+    assert key.open("household", household[9])["phone"] == "+380501234567"
+    assert household[10] == VAULT.index("phone", "+380501234567")
+    assert [m[3] for m in chunk.members] == ["head", "child"]
+    child = key.open("member", chunk.members[1][7], row=chunk.members[1][0])
+    assert (child["given_name"], child["documents"]) == ("Іван", [["id_card", "123456789"]])
+    assert chunk.documents[0][2:] == ("id_card", VAULT.index("document", "123456789"))
     assert len(chunk.needs) == 1
     assert len(chunk.outbox) == 2  # HouseholdRegistered and NeedAssessed
-    assert any(key.startswith("t:+380501234567") for key, _ in chunk.blocking)
-    assert any(key.startswith("d:id_card:") for key, _ in chunk.blocking)
+    blocks = {block for block, _ in chunk.blocking}
+    assert VAULT.index("block", "t:+380501234567") in blocks
+    assert VAULT.index("block", "d:id_card:123456789") in blocks
+
+
+def test_a_prepared_household_holds_no_personal_data_in_clear(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "f.csv",
+        [
+            head("A", phone="0501234567", address="вул. Сумська, 12", passport="ЕК123456"),
+            member("A", id_card="123456789"),
+        ],
+    )
+
+    (chunk,), _ = prepare(path)
+
+    rows = repr(
+        (chunk.households, chunk.members, chunk.documents, chunk.blocking, chunk.outbox)
+    ).encode("unicode_escape")
+    for value in (
+        "Коваленко",
+        "Kovalenko",
+        "Олена",
+        "Сумська",
+        "501234567",
+        "ЕК123456",
+        "123456789",
+        "1984-05-03",
+    ):
+        assert value.encode("unicode_escape") not in rows, value
 
 
 @pytest.mark.parametrize(

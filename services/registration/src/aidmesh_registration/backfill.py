@@ -1,0 +1,172 @@
+"""Seal what was written in clear before migration 0004 (ADR 0010).
+
+SQL migrations cannot encrypt: the KEK never enters the database. So the service, when
+it starts (after its migrations, before its consumer and API), and the import command
+run `seal_plaintext_rows`: households still without a sealed row get their data key,
+their personal data sealed, their blind indexes and blocking keys computed, and their
+plaintext columns cleared; then the intake submissions still holding answers in clear.
+One batch per transaction, rows locked with SKIP LOCKED, so replicas starting together
+share the work and an interruption only leaves the rest for the next start. On a database
+created after 0004 it finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from . import repository
+from .crypto import KeyDestroyed, Vault
+from .domain import HouseholdStatus
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Backfilled:
+    households: int
+    submissions: int
+
+
+async def seal_plaintext_rows(
+    conn: asyncpg.Connection, vault: Vault, *, now: datetime | None = None, batch: int = BATCH
+) -> Backfilled:
+    at = now or datetime.now(UTC)
+    households = submissions = 0
+    while sealed := await _seal_households(conn, vault, at=at, batch=batch):
+        households += sealed
+        log.info("plaintext_households_sealed", households=households)
+    while sealed := await _seal_submissions(conn, vault, batch=batch):
+        submissions += sealed
+        log.info("plaintext_submissions_sealed", submissions=submissions)
+    return Backfilled(households=households, submissions=submissions)
+
+
+async def _seal_households(
+    conn: asyncpg.Connection, vault: Vault, *, at: datetime, batch: int
+) -> int:
+    async with conn.transaction():
+        ids = [
+            r["household_id"]
+            for r in await conn.fetch(
+                "SELECT household_id FROM households WHERE sealed IS NULL AND status <> 'erased'"
+                " ORDER BY household_id LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED",
+                batch,
+            )
+        ]
+        if not ids:
+            return 0
+        households = await repository.load_households(conn, ids, vault=vault)
+        keys = {}
+        for household in households:
+            key, wrapped = vault.new_household_key(household.household_id)
+            keys[household.household_id] = key
+            await repository.insert_household_key(
+                conn, household.household_id, wrapped, kek_id=vault.kek_id, at=at
+            )
+        await conn.executemany(
+            "UPDATE households SET sealed = $2, phone_index = $3, address = NULL, phone = NULL"
+            " WHERE household_id = $1",
+            [
+                (
+                    h.household_id,
+                    repository.sealed_household(keys[h.household_id], h),
+                    repository.phone_index(vault, h.phone),
+                )
+                for h in households
+            ],
+        )
+        await conn.executemany(
+            "UPDATE members SET sealed = $2, name_keys = $3, full_name = NULL,"
+            " family_name = NULL, given_name = NULL, patronymic = NULL,"
+            " family_name_latin = NULL, given_name_latin = NULL, patronymic_latin = NULL,"
+            " date_of_birth = NULL, document_number = NULL WHERE member_id = $1",
+            [
+                (
+                    m.member_id,
+                    repository.sealed_member(keys[h.household_id], m),
+                    repository.name_index(vault, m.name_keys()),
+                )
+                for h in households
+                for m in h.members
+            ],
+        )
+        await repository.insert_document_index(
+            conn,
+            vault,
+            [
+                (m.member_id, h.household_id, d)
+                for h in households
+                for m in h.members
+                for d in m.documents
+            ],
+        )
+        await conn.execute("DELETE FROM documents WHERE household_id = ANY($1::uuid[])", ids)
+        # Blocking keys as blind indexes (households written before 0002 had none at all).
+        await conn.execute("DELETE FROM blocking_keys WHERE household_id = ANY($1::uuid[])", ids)
+        await conn.copy_records_to_table(
+            "blocking_keys",
+            columns=("block_key", "household_id"),
+            records=[
+                (block, h.household_id)
+                for h in households
+                if h.status is HouseholdStatus.ACTIVE and h.members
+                for block in sorted(repository.block_index(vault, h.blocking_keys()))
+            ],
+        )
+    return len(ids)
+
+
+async def _seal_submissions(conn: asyncpg.Connection, vault: Vault, *, batch: int) -> int:
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT s.partner_org, s.submission_id, s.household_id, s.answers,"
+            " k.wrapped_key, k.kek_id"
+            " FROM intake_submissions s"
+            " LEFT JOIN household_keys k ON k.household_id = s.household_id"
+            " WHERE s.answers IS NOT NULL"
+            # Linked to a household not sealed yet (another replica's batch): next round.
+            " AND (s.household_id IS NULL OR k.household_id IS NOT NULL)"
+            " ORDER BY s.partner_org, s.submission_id"
+            " LIMIT $1 FOR UPDATE OF s SKIP LOCKED",
+            batch,
+        )
+        if not rows:
+            return 0
+        updates = []
+        for row in rows:
+            key = None
+            if row["household_id"] is not None:
+                try:
+                    key = vault.open_household_key(
+                        row["household_id"], row["wrapped_key"], kek_id=row["kek_id"]
+                    )
+                except KeyDestroyed:
+                    updates.append((row["partner_org"], row["submission_id"], None))
+                    continue
+            answers = json.loads(row["answers"])
+            updates.append(
+                (
+                    row["partner_org"],
+                    row["submission_id"],
+                    repository.seal_answers(
+                        vault,
+                        key,
+                        partner_org=row["partner_org"],
+                        submission_id=row["submission_id"],
+                        answers=answers,
+                    ),
+                )
+            )
+        await conn.executemany(
+            "UPDATE intake_submissions SET answers_sealed = $3, answers = NULL"
+            " WHERE partner_org = $1 AND submission_id = $2",
+            updates,
+        )
+    return len(rows)
