@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
+from .kafka import operator_auth
 from .settings import ServiceSettings
 from .topics import MAX_MESSAGE_BYTES
 
@@ -90,7 +91,10 @@ class EventLog:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=self._bootstrap,
+            **operator_auth(),
+            enable_auto_commit=False,
+            group_id=None,
         )
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
@@ -225,7 +229,8 @@ def isolated_settings(settings_class: type[S], **overrides: Any) -> S:
     name = settings_class.service_name
     values: dict[str, Any] = {
         "db_name": unique(f"aidmesh_test_{name}"),
-        "consumer_group": unique(f"test-{name}"),
+        # Under the group prefix the service's Kafka principal is granted (aidmesh-<name>).
+        "consumer_group": unique(f"aidmesh-{name}-test"),
         "consumer_offset_reset": "latest",
         "relay_poll_interval_s": 0.1,
     }
@@ -266,7 +271,9 @@ async def service_database(settings: ServiceSettings) -> AsyncIterator[Database]
 @contextlib.asynccontextmanager
 async def kafka_producer(bootstrap: str = KAFKA) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer standing in for another service."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **operator_auth(), enable_idempotence=True
+    )
     await producer.start()
     try:
         yield producer
@@ -282,6 +289,7 @@ async def record_producer(
     (any bytes, any headers) and return it as a consumer reads it back."""
     fetcher = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **operator_auth(),
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=2 * MAX_MESSAGE_BYTES,
