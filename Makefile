@@ -4,6 +4,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 export UV_PYTHON_DOWNLOADS := never
+# Kafka passwords of the local principals (deploy/local and `aidmesh infra bootstrap` write
+# them; never in the repo). Tools and tests connect as the operator `admin`, services as
+# themselves (ADR 0011).
+export AIDMESH_KAFKA_SECRETS_DIR ?= $(CURDIR)/var/secrets/kafka
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(PYTHON) -m uv

@@ -23,6 +23,8 @@ EMPTY = Path(tempfile.mkdtemp(prefix="aidmesh-bench-"))  # no migrations of its 
 
 class ConsumerSettings(ServiceSettings):
     service_name: ClassVar[str] = "bench"
+    #: Not a catalogue service: it has no principal of its own, so it runs as the operator.
+    kafka_username: str | None = "admin"
     default_http_port: ClassVar[int] = 19300
 
 

@@ -38,6 +38,7 @@ from aidmesh_contracts import (
 from aidmesh_contracts.envelope import new_envelope
 from aidmesh_contracts.topics import HOUSEHOLD, NEED
 from aidmesh_runtime.consumer import HandlerContext
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.service import create_service_app
 from aidmesh_runtime.settings import ServiceSettings
 from aidmesh_runtime.testing import (
@@ -56,6 +57,8 @@ TARGET_RATIO = 0.5
 
 class BenchSettings(ServiceSettings):
     service_name = "bench"
+    #: Not a catalogue service: it has no principal of its own, so it runs as the operator.
+    kafka_username: str | None = "admin"
 
 
 def records(n: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
@@ -93,7 +96,9 @@ async def produce_all(producer: AIOKafkaProducer, topic: str, batch: list[Any]) 
 
 
 async def end_offsets(topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA, **operator_auth(), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
@@ -107,7 +112,11 @@ async def consume_from(
     start: dict[TopicPartition, int], n: int, *, group: str | None = None
 ) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False, max_poll_records=500
+        bootstrap_servers=KAFKA,
+        **operator_auth(),
+        group_id=group,
+        enable_auto_commit=False,
+        max_poll_records=500,
     )
     await consumer.start()
     consumer.assign(list(start))
@@ -224,7 +233,9 @@ async def run(env: Any) -> dict[str, Any]:
     batch = records(n)
     value_bytes = sum(len(v) for _, v, _ in batch) / n
     header_bytes = sum(sum(len(k) + len(v) for k, v in h) for _, _, h in batch) / n
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=KAFKA, **operator_auth(), enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     try:
         start = await end_offsets(HOUSEHOLD)

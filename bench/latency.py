@@ -40,6 +40,8 @@ CHANNEL = "bench_committed"
 
 class ProducerSettings(ServiceSettings):
     service_name = "bench"
+    #: Not a catalogue service: it has no principal of its own, so it runs as the operator.
+    kafka_username: str | None = "admin"
 
 
 CONSUMER = Path(__file__).with_name("_latency_consumer.py")

@@ -9,6 +9,9 @@ AIDMESH_LOCAL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 AIDMESH_REPO_ROOT=$(cd "$AIDMESH_LOCAL_DIR/../.." && pwd)
 # shellcheck disable=SC2034  # used by the scripts that source this file
 AIDMESH_STATE_ROOT=${AIDMESH_STATE_DIR:-$AIDMESH_REPO_ROOT/var}
+# Kafka passwords, one file per principal (kafka.sh writes admin's, `aidmesh infra bootstrap`
+# the services'); exported so the services and tools started from these scripts find them.
+export AIDMESH_KAFKA_SECRETS_DIR=${AIDMESH_KAFKA_SECRETS_DIR:-$AIDMESH_STATE_ROOT/secrets/kafka}
 
 # ---- the services ---------------------------------------------------------------------
 # The AidMesh services and their HTTP ports (as in ops' bootstrap SERVICES and each service's

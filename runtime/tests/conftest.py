@@ -25,6 +25,7 @@ from aidmesh_contracts.examples import example
 from aidmesh_runtime.consumer import EventConsumer, Handler, HandlerContext
 from aidmesh_runtime.db import RUNTIME_MIGRATIONS, create_pool, load_migrations, migrate
 from aidmesh_runtime.dlq import DeadLetters
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.outbox import Outbox, OutboxRelay
 from aidmesh_runtime.service import create_producer
 from aidmesh_runtime.settings import ServiceSettings
@@ -97,7 +98,9 @@ async def kafka_topics(kafka_bootstrap: str) -> None:
 @pytest.fixture(scope="session")
 async def producer(kafka_bootstrap: str, kafka_topics: None) -> AsyncIterator[AIOKafkaProducer]:
     """The producer every service uses (idempotent, acks=all)."""
-    producer = create_producer(ServiceSettings(kafka_bootstrap=kafka_bootstrap))
+    producer = create_producer(
+        ServiceSettings(kafka_bootstrap=kafka_bootstrap, kafka_username="admin")
+    )
     await producer.start()
     yield producer
     await producer.stop()
@@ -180,7 +183,10 @@ async def read_from_now(
 
     async def start(*topics: str) -> TopicReader:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=kafka_bootstrap,
+            **operator_auth(),
+            group_id=None,
+            enable_auto_commit=False,
         )
         await consumer.start()
         consumers.append(consumer)
@@ -226,7 +232,10 @@ async def group_at_end(
     async def create(*topics: str) -> str:
         group_id = unique_name("aidmesh-runtime-tests")
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka_bootstrap, group_id=group_id, enable_auto_commit=False
+            bootstrap_servers=kafka_bootstrap,
+            **operator_auth(),
+            group_id=group_id,
+            enable_auto_commit=False,
         )
         await consumer.start()
         try:

@@ -37,6 +37,7 @@ import asyncpg
 import httpx
 import pytest
 from aidmesh_contracts.topics import dlq_topic
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.testing import (
     database_dsn,
     drop_database,
@@ -334,7 +335,7 @@ class Services:
             # A group of its own that starts at the end: the service's topics carry other
             # tests' history (registration's intake topic, for one), and the make up
             # services' groups are not the tests' to move.
-            database_env[prefix + "CONSUMER_GROUP"] = f"aidmesh-faults-{service}-{uuid4().hex[:10]}"
+            database_env[prefix + "CONSUMER_GROUP"] = f"aidmesh-{service}-faults-{uuid4().hex[:10]}"
             database_env[prefix + "CONSUMER_OFFSET_RESET"] = "latest"
         process = self._add(
             service,
@@ -406,7 +407,7 @@ class Kafka:
 
     async def admin(self) -> AIOKafkaAdminClient:
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+            admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, **operator_auth())
             await admin.start()
             self._admin = admin
         return self._admin
@@ -416,7 +417,9 @@ class Kafka:
             await self._admin.close()
 
     async def partitions(self, *topics: str) -> list[TopicPartition]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=KAFKA, **operator_auth(), enable_auto_commit=False
+        )
         await consumer.start()
         try:
             cluster = await consumer._client.fetch_all_metadata()  # as EventLog does
@@ -433,7 +436,7 @@ class Kafka:
         sees what is produced from now on, and after a restart resumes where it was."""
         partitions = await self.partitions(*topics)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False
+            bootstrap_servers=KAFKA, **operator_auth(), group_id=group, enable_auto_commit=False
         )
         await consumer.start()
         try:
@@ -443,7 +446,9 @@ class Kafka:
             await consumer.stop()
 
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=KAFKA, **operator_auth(), enable_auto_commit=False
+        )
         await consumer.start()
         try:
             return await consumer.end_offsets(list(partitions))
@@ -517,7 +522,7 @@ class Infra:
         scripts control (same state dir and ports): never stop someone else's broker."""
         properties = self.state_dir / "kafka" / "server.properties"
         match = re.search(
-            r"^listeners=PLAINTEXT://([\d.]+):(\d+),CONTROLLER://[\d.]+:(\d+)$",
+            r"^listeners=[A-Z_]+://([\d.]+):(\d+),CONTROLLER://[\d.]+:(\d+)$",
             properties.read_text() if properties.exists() else "",
             re.MULTILINE,
         )

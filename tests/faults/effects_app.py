@@ -33,6 +33,8 @@ BURST_TYPE = "org.aidmesh.faults.delivery.burst.v1"
 
 class EffectsSettings(ServiceSettings):
     service_name: ClassVar[str] = "effects"
+    #: Not a catalogue service: it has no principal of its own, so it runs as the operator.
+    kafka_username: str | None = "admin"
     default_http_port: ClassVar[int] = 19200
 
     burst_topic: str | None = None

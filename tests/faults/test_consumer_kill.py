@@ -20,6 +20,7 @@ import pytest
 from aidmesh_contracts import AssistanceDelivered
 from aidmesh_contracts.envelope import encode, new_envelope, schema_uri
 from aidmesh_contracts.examples import example
+from aidmesh_runtime.kafka import operator_auth
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 pytestmark = pytest.mark.faults
@@ -55,7 +56,7 @@ def burst_of_deliveries(source: str) -> list[Record]:
 async def produce_fast(bootstrap: str, topic: str, records: list[Record]) -> dict[int, int]:
     """Send without awaiting each record, then flush; return the last offset per partition."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=20,
+        bootstrap_servers=bootstrap, **operator_auth(), enable_idempotence=True, linger_ms=20,
         max_batch_size=512 * 1024,
     )  # fmt: skip
     await producer.start()
@@ -78,7 +79,7 @@ async def test_a_consumer_killed_mid_burst_applies_every_event_exactly_once_afte
     own_topic: str, databases: Any, services: Any, kafka: Any, poll: Any, report: Any
 ) -> None:
     database = await databases.create("effects", owner="postgres")
-    group = f"aidmesh-faults-effects-{uuid4().hex[:10]}"
+    group = f"aidmesh-effects-faults-{uuid4().hex[:10]}"
     await kafka.group_at_end(group, own_topic)
     effects = await services.start_effects(database=database, group=group, burst_topic=own_topic)
     records = burst_of_deliveries("/aidmesh/tests/faults")

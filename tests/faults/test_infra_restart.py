@@ -109,12 +109,12 @@ async def test_services_ride_out_an_infra_restart_mid_stream_without_loss_or_dup
     effects_db = await databases.create("effects", owner="postgres")
     run = uuid4().hex[:10]
     env = {"AIDMESH_KAFKA_REQUEST_TIMEOUT_MS": PRODUCER_REQUEST_TIMEOUT_MS}
-    await kafka.group_at_end(f"aidmesh-faults-health-{run}", HOUSEHOLD, NEED)
-    await kafka.group_at_end(f"aidmesh-faults-effects-{run}", HEALTH_VISIT)
+    await kafka.group_at_end(f"aidmesh-health-faults-{run}", HOUSEHOLD, NEED)
+    await kafka.group_at_end(f"aidmesh-effects-faults-{run}", HEALTH_VISIT)
     health = await services.start(
         "health",
         database=health_db,
-        group=f"aidmesh-faults-health-{run}",
+        group=f"aidmesh-health-faults-{run}",
         env=env
         | {
             "AIDMESH_HEALTH_SEED_TEAMS": FAULTS_TEAM,
@@ -123,15 +123,15 @@ async def test_services_ride_out_an_infra_restart_mid_stream_without_loss_or_dup
     )
     effects = await services.start_effects(
         database=effects_db,
-        group=f"aidmesh-faults-effects-{run}",
+        group=f"aidmesh-effects-faults-{run}",
         env=env | {"AIDMESH_EFFECTS_VISITS": "true"},
     )
     # Registration also reads the intake topic: not its history (other tests' submissions).
-    await kafka.group_at_end(f"aidmesh-faults-registration-{run}", REGISTRATION_INTAKE)
+    await kafka.group_at_end(f"aidmesh-registration-faults-{run}", REGISTRATION_INTAKE)
     registration = await services.start(
         "registration",
         database=registration_db,
-        group=f"aidmesh-faults-registration-{run}",
+        group=f"aidmesh-registration-faults-{run}",
         env=env,
     )
     load = Load(registration.url, household)

@@ -112,12 +112,14 @@ async def test_poison_records_are_dead_lettered_and_the_records_after_them_are_p
     databases: Any, services: Any, kafka: Any, poll: Any, report: Any
 ) -> None:
     database = await databases.create("health", owner="aidmesh_health")
-    group = f"aidmesh-faults-health-{uuid4().hex[:10]}"
+    group = f"aidmesh-health-faults-{uuid4().hex[:10]}"
     await kafka.group_at_end(group, HOUSEHOLD, NEED)
     health = await services.start("health", database=database, group=group)
     household, need = household_and_health_need()
     key = str(household.household_id).encode()
-    producer = create_producer(ServiceSettings(kafka_bootstrap=kafka.bootstrap))
+    producer = create_producer(
+        ServiceSettings(kafka_bootstrap=kafka.bootstrap, kafka_username="admin")
+    )
     await producer.start()
     try:
         async with event_log(bootstrap=kafka.bootstrap, topics=[dlq_topic(NEED)]) as letters:

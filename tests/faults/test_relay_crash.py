@@ -62,7 +62,7 @@ async def test_a_relay_killed_around_publish_loses_nothing_and_the_consumer_appl
 ) -> None:
     registration_db = await databases.create("registration", owner="aidmesh_registration")
     health_db = await databases.create("health", owner="aidmesh_health")
-    group = f"aidmesh-faults-health-{uuid4().hex[:10]}"
+    group = f"aidmesh-health-faults-{uuid4().hex[:10]}"
     await kafka.group_at_end(group, HOUSEHOLD, NEED)
     health = await services.start("health", database=health_db, group=group)
     registration = await services.start(

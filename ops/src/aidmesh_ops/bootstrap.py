@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 from aidmesh_contracts import CATALOGUE
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.topics import ensure_topics
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -52,7 +53,7 @@ async def skip_to_end(bootstrap: str, groups: dict[str, list[str]]) -> dict[str,
     skipped: dict[str, int] = {}
     for group, topics in groups.items():
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+            bootstrap_servers=bootstrap, **operator_auth(), group_id=group, enable_auto_commit=False
         )
         await consumer.start()
         try:

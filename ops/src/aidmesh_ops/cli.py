@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 from collections.abc import Coroutine
@@ -11,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from aidmesh_runtime.kafka import DEFAULT_SECRETS_DIR, KafkaCredentialsMissing, operator
 from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from . import bootstrap, dlq
+from . import bootstrap, dlq, kafka_acl
 from .dlq_render import (
     records,
     render_dry_run,
@@ -34,6 +36,11 @@ dead_letters = typer.Typer(
     help="Dead letters: list, inspect, replay to their original topic, purge.",
 )
 app.add_typer(dead_letters, name="dlq")
+kafka_app = typer.Typer(
+    no_args_is_help=True,
+    help="Kafka principals and ACLs derived from the topic catalogue (ADR 0011).",
+)
+app.add_typer(kafka_app, name="kafka")
 console = Console()
 errors = Console(stderr=True)
 T = TypeVar("T")
@@ -50,14 +57,62 @@ def infra_bootstrap(
         help="PostgreSQL admin DSN.",
     ),
 ) -> None:
-    """Create the catalogue's topics (with DLQs) and each service's role and database."""
+    """Create the catalogue's topics (with DLQs), the Kafka principals and their grants,
+    and each service's role and database."""
     topics = asyncio.run(bootstrap.ensure_topics(kafka))
     console.print(
         f"[green]topics[/]: {len(topics)} created"
         + (f" ({', '.join(topics)})" if topics else ", all present")
     )
+    connection = operator(kafka)
+    if connection.authenticated:
+        _print_applied(kafka_acl.apply(connection, secrets_dir=_secrets_dir()))
     created = asyncio.run(bootstrap.ensure_databases(pg_dsn))
     console.print("[green]databases[/]: " + (", ".join(created) if created else "all present"))
+
+
+def _secrets_dir() -> Path:
+    return Path(os.environ.get("AIDMESH_KAFKA_SECRETS_DIR", DEFAULT_SECRETS_DIR))
+
+
+def _print_applied(applied: kafka_acl.Applied) -> None:
+    if applied.users:
+        console.print(f"[green]kafka principals[/]: {', '.join(applied.users)}")
+    console.print(
+        f"[green]kafka ACLs[/]: {len(applied.created)} created, {len(applied.deleted)} revoked,"
+        f" {applied.kept} kept"
+    )
+    for grant in applied.deleted:
+        console.print(f"  revoked {grant}")
+
+
+@kafka_app.command("grants")
+def kafka_grants() -> None:
+    """Print every grant the topic catalogue implies, per principal."""
+    for principal in kafka_acl.principals():
+        console.print(f"[bold]User:{principal}[/]")
+        for grant in kafka_acl.grants():
+            if grant.principal == principal:
+                star = "*" if grant.pattern == "prefixed" else ""
+                console.print(f"  {grant.operation:<8} {grant.resource} {grant.name}{star}")
+
+
+@kafka_app.command("apply")
+def kafka_apply(
+    kafka: str = typer.Option(
+        "127.0.0.1:9092", envvar="AIDMESH_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers."
+    ),
+    users: bool = typer.Option(
+        True,
+        help="Also create or update the principals' SCRAM credentials, with the passwords in"
+        " AIDMESH_KAFKA_SECRETS_DIR/<principal>.password (generated when missing). --no-users"
+        " on a cluster whose users are managed elsewhere.",
+    ),
+) -> None:
+    """Make the cluster's ACLs (and principals) match the catalogue, as the operator
+    (AIDMESH_OPS_KAFKA_USERNAME, default admin). Idempotent; revokes grants our principals
+    hold that the catalogue no longer gives them."""
+    _print_applied(kafka_acl.apply(operator(kafka), secrets_dir=_secrets_dir() if users else None))
 
 
 @infra.command("skip-test-traffic")
@@ -141,7 +196,7 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
     """Run the command's Kafka work; an operational problem ends it with exit code 1."""
     try:
         return asyncio.run(work)
-    except dlq.DlqError as exc:
+    except (dlq.DlqError, KafkaCredentialsMissing) as exc:
         _fail(str(exc))
     except KafkaError as exc:
         _fail(f"Kafka error: {exc!r}")

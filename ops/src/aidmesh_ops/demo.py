@@ -35,6 +35,7 @@ from aidmesh_runtime.auth import (
     SHELTER_READ,
     SHELTER_WRITE,
 )
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.topics import MAX_MESSAGE_BYTES
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -988,6 +989,7 @@ class BrokerWatch:
         """Assign all partitions at their current end; return the wanted topics that are missing."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
+            **operator_auth(),
             client_id="aidmesh-demo",
             group_id=None,
             enable_auto_commit=False,

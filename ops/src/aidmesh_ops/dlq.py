@@ -31,6 +31,7 @@ from enum import StrEnum
 from aidmesh_contracts.catalogue import CATALOGUE
 from aidmesh_contracts.topics import DLQ_SUFFIX, dlq_topic
 from aidmesh_runtime.dlq import DLQ_HEADER_PREFIX
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.topics import MAX_MESSAGE_BYTES
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
@@ -423,6 +424,7 @@ class DlqClient:
         # with their metadata and deletes records.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
+            **operator_auth(),
             client_id="aidmesh-dlq",
             group_id=replay_group,
             enable_auto_commit=False,
@@ -431,7 +433,9 @@ class DlqClient:
             max_partition_fetch_bytes=MAX_REQUEST_BYTES,
             fetch_max_bytes=2 * MAX_REQUEST_BYTES,
         )
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="aidmesh-dlq")
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, **operator_auth(), client_id="aidmesh-dlq"
+        )
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self, *, timeout_s: float) -> None:
@@ -705,6 +709,7 @@ class DlqClient:
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
+                **operator_auth(),
                 client_id="aidmesh-dlq-replay",
                 enable_idempotence=True,  # acks=all; a retried send is never duplicated
                 max_request_size=MAX_REQUEST_BYTES,

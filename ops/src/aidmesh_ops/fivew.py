@@ -37,6 +37,7 @@ from uuid import UUID
 
 from aidmesh_contracts import AssistanceDelivered, Envelope, decode
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
+from aidmesh_runtime.kafka import operator_auth
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 CENTS = Decimal("0.01")
@@ -260,7 +261,9 @@ async def read_records(
     Group-less (no offsets committed, no consumer group to clean up); records published
     while it reads are left for the next export.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka, **operator_auth(), group_id=None, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         # aiokafka has no public call for a topic's partitions without a consumer group.

@@ -9,6 +9,10 @@
 - one Strimzi `KafkaTopic` per catalogue topic and dead-letter topic, with the partitions
   and configuration `aidmesh infra bootstrap` creates locally (the runtime's
   `wanted_topics()`, itself read from the catalogue) but three replicas;
+- one Strimzi `KafkaUser` per principal of the catalogue (SCRAM-SHA-512), holding exactly
+  the ACLs `aidmesh kafka apply` grants locally (aidmesh_ops.kafka_acl.grants()); each
+  service reads its password from the Secret Strimzi makes for its user, and trusts the
+  cluster CA (SASL_SSL on the TLS listener);
 - a Namespace, a ConfigMap of the settings shared by every service, and a kustomization;
 - secrets as files: each service's secret settings (its database DSN, and the data keys
   in `EXTRA_SECRET_FILES`) are mounted read-only from Kubernetes Secrets under
@@ -34,13 +38,18 @@ from aidmesh_contracts.topics import DLQ_SUFFIX
 from aidmesh_runtime.topics import wanted_topics
 
 from .bootstrap import SERVICES
+from .kafka_acl import grants, principals
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
 VERSION = "0.1.0"
 NAMESPACE = "aidmesh"
 STRIMZI_CLUSTER = "aidmesh"
-KAFKA_BOOTSTRAP = f"{STRIMZI_CLUSTER}-kafka-bootstrap:9092"
+#: Strimzi's TLS listener: SASL/SCRAM over TLS (the local broker is SASL_PLAINTEXT on loopback).
+KAFKA_BOOTSTRAP = f"{STRIMZI_CLUSTER}-kafka-bootstrap:9093"
+#: Strimzi's cluster CA certificate Secret, mounted so clients can verify the brokers.
+KAFKA_CA_SECRET = f"{STRIMZI_CLUSTER}-cluster-ca-cert"
+KAFKA_CA_DIR = "/etc/aidmesh/kafka-ca"
 TOPIC_REPLICAS = 3
 MIN_INSYNC_REPLICAS = 2
 #: The ports each service listens on locally (README, deploy/local/services.sh).
@@ -120,7 +129,14 @@ def secret_files(service: str) -> tuple[SecretFile, ...]:
         f"The DSN of the {service} database, as its own role:"
         f" postgresql://aidmesh_{service}:<password>@<host>:5432/aidmesh_{service}",
     )
-    return (dsn, *EXTRA_SECRET_FILES.get(service, ()))
+    kafka = SecretFile(
+        "kafka_password",
+        service,
+        "password",
+        f"The SCRAM password of the Kafka principal {service!r}: Strimzi's User Operator"
+        " creates this Secret for the KafkaUser in kafka-users.yaml (do not create it).",
+    )
+    return (dsn, kafka, *EXTRA_SECRET_FILES.get(service, ()))
 
 
 GENERATED_NOTE = (
@@ -159,6 +175,9 @@ def shared_config() -> dict[str, Any]:
         "metadata": {"name": "aidmesh-config", "labels": _labels("config")},
         "data": {
             "AIDMESH_KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP,
+            "AIDMESH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "AIDMESH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "AIDMESH_KAFKA_SSL_CAFILE": f"{KAFKA_CA_DIR}/ca.crt",
             # In a pod the service must listen on the pod's address, not on loopback.
             "AIDMESH_HTTP_HOST": "0.0.0.0",  # noqa: S104
             "AIDMESH_LOG_LEVEL": "INFO",
@@ -202,6 +221,7 @@ def deployment(service: str) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
             {"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True},
+            {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True},
         ],
     }
     return {
@@ -234,6 +254,13 @@ def deployment(service: str) -> dict[str, Any]:
                     "volumes": [
                         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                         _secrets_volume(service),
+                        {
+                            "name": "kafka-ca",
+                            "secret": {
+                                "secretName": KAFKA_CA_SECRET,
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            },
+                        },
                     ],
                 },
             },
@@ -346,6 +373,43 @@ def kafka_topics() -> list[dict[str, Any]]:
     return resources
 
 
+def kafka_users() -> list[dict[str, Any]]:
+    """One Strimzi KafkaUser per principal, with the ACLs the catalogue implies."""
+    resources = []
+    for principal in principals():
+        acls = [
+            {
+                "resource": {
+                    "type": grant.resource,
+                    "name": grant.name,
+                    "patternType": "prefix" if grant.pattern == "prefixed" else "literal",
+                },
+                "operations": [grant.operation.capitalize()],
+                "host": "*",
+            }
+            for grant in grants()
+            if grant.principal == principal
+        ]
+        resources.append(
+            {
+                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "kind": "KafkaUser",
+                "metadata": {
+                    "name": principal,
+                    "labels": {
+                        "strimzi.io/cluster": STRIMZI_CLUSTER,
+                        "app.kubernetes.io/part-of": "aidmesh",
+                    },
+                },
+                "spec": {
+                    "authentication": {"type": "scram-sha-512"},
+                    "authorization": {"type": "simple", "acls": acls},
+                },
+            }
+        )
+    return resources
+
+
 def _number(value: str) -> int | str:
     return int(value) if value.lstrip("-").isdigit() else value
 
@@ -356,6 +420,7 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
         "namespace.yaml": [namespace()],
         "config.yaml": [shared_config()],
         "kafka-topics.yaml": kafka_topics(),
+        "kafka-users.yaml": kafka_users(),
     }
     for service in SERVICES:
         files[f"{service}.yaml"] = [deployment(service), service_of(service)]

@@ -27,6 +27,7 @@ from aidmesh_ops.cli import app
 from aidmesh_runtime.consumer import EventConsumer
 from aidmesh_runtime.db import RUNTIME_MIGRATIONS, create_pool, load_migrations, migrate
 from aidmesh_runtime.dlq import DeadLetters
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.service import create_producer
 from aidmesh_runtime.settings import ServiceSettings
 from aidmesh_runtime.testing import database_dsn, drop_database, fresh_database, record_producer
@@ -51,7 +52,9 @@ def admin_dsn() -> str:
 
 @pytest.fixture(scope="session")
 async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="ops-dlq-tests")
+    client = AIOKafkaAdminClient(
+        bootstrap_servers=kafka_bootstrap, **operator_auth(), client_id="ops-dlq-tests"
+    )
     await client.start()
     yield client
     await client.close()
@@ -62,7 +65,9 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """The producer every service uses (idempotent, acks=all, 16 MiB records). One per
     test: a producer keeps asking for the metadata of every topic it wrote to, and the
     tests' topics are deleted."""
-    producer = create_producer(ServiceSettings(kafka_bootstrap=kafka_bootstrap))
+    producer = create_producer(
+        ServiceSettings(kafka_bootstrap=kafka_bootstrap, kafka_username="admin")
+    )
     await producer.start()
     yield producer
     await producer.stop()
@@ -164,7 +169,7 @@ def dead_letter(
 @pytest.fixture
 async def end_offset(kafka_bootstrap: str) -> AsyncIterator[Callable[[str], Awaitable[int]]]:
     """`await end_offset(topic)`: the sum of its partitions' end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, **operator_auth(), group_id=None)
     await consumer.start()
 
     async def end(topic: str) -> int:
@@ -177,7 +182,7 @@ async def end_offset(kafka_bootstrap: str) -> AsyncIterator[Callable[[str], Awai
 
 @pytest.fixture
 async def low_watermark(kafka_bootstrap: str) -> AsyncIterator[Callable[[str], Awaitable[int]]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, **operator_auth(), group_id=None)
     await consumer.start()
 
     async def low(topic: str) -> int:
@@ -201,6 +206,7 @@ async def read_all(kafka_bootstrap: str) -> Callable[..., Awaitable[list[Consume
     async def read(topic: str, *, count: int, timeout_s: float = 15.0) -> list[ConsumerRecord]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka_bootstrap,
+            **operator_auth(),
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=2 * MAX_MESSAGE_BYTES,
@@ -277,7 +283,10 @@ async def run_consumer(
 
     async def loop(event_consumer: EventConsumer, topic: str) -> None:
         reader = AIOKafkaConsumer(
-            bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=kafka_bootstrap,
+            **operator_auth(),
+            group_id=None,
+            enable_auto_commit=False,
         )
         await reader.start()
         try:

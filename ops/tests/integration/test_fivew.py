@@ -22,6 +22,7 @@ from aidmesh_contracts import AssistanceDelivered
 from aidmesh_contracts.envelope import new_envelope
 from aidmesh_contracts.examples import example
 from aidmesh_ops.fivew import export_5w
+from aidmesh_runtime.kafka import operator_auth
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -40,7 +41,9 @@ def delivery(org: str, **changes: object) -> AssistanceDelivered:
 
 
 async def _admin(action: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, client_id="aidmesh-fivew-tests")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=KAFKA, **operator_auth(), client_id="aidmesh-fivew-tests"
+    )
     await admin.start()
     try:
         if action == "create":
@@ -61,7 +64,9 @@ def topic() -> Iterator[str]:
 
 
 async def publish(topic: str, events: list[AssistanceDelivered]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=KAFKA, **operator_auth(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         for event in events:

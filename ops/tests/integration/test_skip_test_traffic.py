@@ -8,6 +8,7 @@ from uuid import uuid4
 
 import pytest
 from aidmesh_ops.bootstrap import dev_groups, skip_to_end
+from aidmesh_runtime.kafka import operator_auth
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
@@ -16,7 +17,10 @@ pytestmark = pytest.mark.integration
 
 async def committed_total(kafka_bootstrap: str, group: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=kafka_bootstrap,
+        **operator_auth(),
+        group_id=group,
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:

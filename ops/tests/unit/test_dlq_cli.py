@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aidmesh_ops.cli import app
 from typer.testing import CliRunner
 
@@ -39,8 +41,22 @@ def test_purge_without_a_terminal_refuses_without_yes() -> None:
 
 
 def test_an_unreachable_broker_is_named_with_how_to_start_the_local_one() -> None:
-    result = runner.invoke(app, ["dlq", "list"], env={"AIDMESH_KAFKA_BOOTSTRAP": NO_BROKER})
+    env = {"AIDMESH_KAFKA_BOOTSTRAP": NO_BROKER}
+    env["AIDMESH_OPS_KAFKA_PASSWORD"] = "unused"  # not a secret: the broker is never reached
+    result = runner.invoke(app, ["dlq", "list"], env=env)
 
     assert result.exit_code == 1
     assert f"Kafka is not reachable at {NO_BROKER}" in result.stderr
     assert "`make infra-up` starts the local one" in result.stderr
+
+
+def test_a_missing_kafka_password_is_named_with_where_it_was_looked_for(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["dlq", "list"],
+        env={"AIDMESH_KAFKA_SECRETS_DIR": str(tmp_path), "AIDMESH_OPS_KAFKA_PASSWORD": ""},
+    )
+
+    assert result.exit_code == 1
+    assert "no Kafka password for principal 'admin'" in result.stderr
+    assert "AIDMESH_OPS_KAFKA_PASSWORD" in result.stderr

@@ -35,7 +35,10 @@ from aidmesh_runtime.topics import wanted_topics
 from jsonschema import Draft202012Validator, ValidationError
 
 KUBERNETES_VERSION = "1.33"
-STRIMZI_SCHEMA = Path(__file__).parent / "schemas" / "strimzi-kafkatopic-v1beta2.schema.json"
+STRIMZI_SCHEMAS = {
+    kind: Path(__file__).parent / "schemas" / f"strimzi-{kind.lower()}-v1beta2.schema.json"
+    for kind in ("KafkaTopic", "KafkaUser")
+}
 
 Resource = dict[str, Any]
 
@@ -60,8 +63,8 @@ def of_kind(kind: str) -> dict[str, Resource]:
 
 def validate(resource: Resource) -> None:
     """Raise if the resource is not valid for its kind."""
-    if resource["kind"] == "KafkaTopic":
-        schema = json.loads(STRIMZI_SCHEMA.read_text(encoding="utf-8"))
+    if resource["kind"] in STRIMZI_SCHEMAS:
+        schema = json.loads(STRIMZI_SCHEMAS[resource["kind"]].read_text(encoding="utf-8"))
         Draft202012Validator(schema).validate(resource)
     else:
         kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
@@ -343,3 +346,60 @@ def test_the_ports_are_the_services_own_defaults() -> None:
         )
     }
     assert defaults == HTTP_PORTS
+
+
+# ---- Kafka users: the same grants as the local broker --------------------------------
+
+
+def test_each_kafka_user_holds_exactly_the_grants_the_catalogue_implies() -> None:
+    from aidmesh_ops.kafka_acl import grants, principals
+
+    users = of_kind("KafkaUser")
+    assert sorted(users) == principals()
+    for name, user in users.items():
+        held = sorted(
+            (acl["resource"]["type"], acl["resource"]["name"], acl["resource"]["patternType"], op)
+            for acl in user["spec"]["authorization"]["acls"]
+            for op in acl["operations"]
+        )
+        wanted = sorted(
+            (
+                g.resource,
+                g.name,
+                "prefix" if g.pattern == "prefixed" else "literal",
+                g.operation.capitalize(),
+            )
+            for g in grants()
+            if g.principal == name
+        )
+        assert held == wanted, name
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+
+
+def test_only_audit_may_read_the_protection_topic_on_the_cluster() -> None:
+    from aidmesh_contracts.topics import PROTECTION_CASE
+
+    readers = {
+        name
+        for name, user in of_kind("KafkaUser").items()
+        for acl in user["spec"]["authorization"]["acls"]
+        if acl["resource"]["name"] == PROTECTION_CASE and "Read" in acl["operations"]
+    }
+    assert readers == {"audit"}
+
+
+def test_services_authenticate_over_tls_with_their_own_kafka_user() -> None:
+    config = of_kind("ConfigMap")["aidmesh-config"]["data"]
+    assert config["AIDMESH_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    for service in SERVICES:
+        pod = of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        assert env[f"AIDMESH_{service.upper()}_KAFKA_PASSWORD_FILE"].endswith("/password")
+        mounted = [
+            source["secret"]
+            for volume in pod["volumes"]
+            if "projected" in volume
+            for source in volume["projected"]["sources"]
+        ]
+        # The Secret Strimzi's User Operator makes for the service's KafkaUser.
+        assert {"name": service, "items": [{"key": "password", "path": "password"}]} in mounted

@@ -67,7 +67,7 @@ def runtime_of(request: Request) -> Runtime:
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_connection().aiokafka(),
         client_id=f"aidmesh-{settings.service_name}",
         enable_idempotence=True,  # implies acks=all; no duplicates or reordering on retry
         linger_ms=5,
@@ -151,6 +151,7 @@ def create_service_app(
                 )
                 broker = KafkaBroker(
                     settings.kafka_bootstrap,
+                    security=settings.kafka_connection().faststream(),
                     client_id=f"aidmesh-{name}",
                     graceful_timeout=20,  # let the in-flight handler finish on shutdown
                     logger=None,

@@ -37,6 +37,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from .kafka import (
+    DEFAULT_SECRETS_DIR,
+    KafkaConnection,
+    SaslMechanism,
+    SecurityProtocol,
+    read_password,
+)
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIDMESH_", extra="ignore")
@@ -45,6 +53,16 @@ class ServiceSettings(BaseSettings):
     default_http_port: ClassVar[int] = 8000
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    #: How the service authenticates to Kafka (ADR 0011): SASL/SCRAM as its own principal,
+    #: named after the service unless `kafka_username` says otherwise; SASL_SSL on a real
+    #: cluster (with `kafka_ssl_cafile`). The password is `kafka_password`, or the file
+    #: `<kafka_secrets_dir>/<principal>.password` (deploy/local writes those).
+    kafka_security_protocol: SecurityProtocol = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_secrets_dir: str = DEFAULT_SECRETS_DIR
+    kafka_ssl_cafile: str | None = None
     #: How long the producer keeps a batch the broker has not acknowledged before failing it
     #: (the relay then re-sends it). A broker outage longer than this used to break the
     #: idempotent producer for good; producer.py now replaces it.
@@ -111,6 +129,26 @@ class ServiceSettings(BaseSettings):
     def source(self) -> str:
         """CloudEvents source of everything this service publishes."""
         return f"/aidmesh/{self.service_name}"
+
+    def kafka_connection(self) -> KafkaConnection:
+        """The service's own Kafka principal; a clear error if it has no password."""
+        username = self.kafka_username or self.service_name
+        password = ""
+        if self.kafka_security_protocol != "PLAINTEXT":
+            password = read_password(
+                username,
+                password=self.kafka_password.get_secret_value() if self.kafka_password else None,
+                secrets_dir=self.kafka_secrets_dir,
+                variable=f"AIDMESH_{self.service_name.upper()}_KAFKA_PASSWORD",
+            )
+        return KafkaConnection(
+            bootstrap=self.kafka_bootstrap,
+            username=username,
+            password=password,
+            protocol=self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            cafile=self.kafka_ssl_cafile,
+        )
 
     @property
     def group_id(self) -> str:

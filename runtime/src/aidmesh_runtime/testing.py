@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 
 from . import auth
+from .kafka import operator_auth
 from .settings import ServiceSettings
 from .topics import MAX_MESSAGE_BYTES
 
@@ -93,7 +94,10 @@ class EventLog:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=self._bootstrap,
+            **operator_auth(),
+            enable_auto_commit=False,
+            group_id=None,
         )
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
@@ -273,9 +277,7 @@ def auth_headers(*scopes: str, org: str = "IOM", sub: str = "service:tests") -> 
     return {"Authorization": f"Bearer {session_token(*scopes, org=org, sub=sub)}"}
 
 
-async def send_without_token(
-    client: AsyncClient, method: str, url: str, **kwargs: Any
-) -> Response:
+async def send_without_token(client: AsyncClient, method: str, url: str, **kwargs: Any) -> Response:
     """A request without the client's default Authorization header."""
     request = client.build_request(method, url, **kwargs)
     del request.headers["Authorization"]
@@ -292,7 +294,8 @@ def isolated_settings(settings_class: type[S], **overrides: Any) -> S:
     name = settings_class.service_name
     values: dict[str, Any] = {
         "db_name": unique(f"aidmesh_test_{name}"),
-        "consumer_group": unique(f"test-{name}"),
+        # Under the group prefix the service's Kafka principal is granted (aidmesh-<name>).
+        "consumer_group": unique(f"aidmesh-{name}-test"),
         "consumer_offset_reset": "latest",
         "relay_poll_interval_s": 0.1,
         "auth_public_keys": session_public_keys(),
@@ -335,7 +338,9 @@ async def service_database(settings: ServiceSettings) -> AsyncIterator[Database]
 @contextlib.asynccontextmanager
 async def kafka_producer(bootstrap: str = KAFKA) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer standing in for another service."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **operator_auth(), enable_idempotence=True
+    )
     await producer.start()
     try:
         yield producer
@@ -351,6 +356,7 @@ async def record_producer(
     (any bytes, any headers) and return it as a consumer reads it back."""
     fetcher = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **operator_auth(),
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=2 * MAX_MESSAGE_BYTES,

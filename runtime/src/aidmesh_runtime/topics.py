@@ -11,6 +11,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError
 
+from .kafka import operator_auth
+
 #: The largest record accepted (the local broker allows it): a 5 MB poison record must
 #: reach the service to be dead-lettered, not be refused by the broker.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -47,7 +49,9 @@ async def ensure_topics(bootstrap: str, *, timeout_s: float = 60.0) -> list[str]
     existing ones to the catalogue's (retention, record size); return the names created."""
     deadline = time.monotonic() + timeout_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="aidmesh-bootstrap")
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, **operator_auth(), client_id="aidmesh-bootstrap"
+        )
         try:
             await admin.start()
             break

@@ -23,6 +23,7 @@ from aidmesh_contracts.base import Event, event
 from aidmesh_contracts.examples import example
 from aidmesh_contracts.topics import dlq_topic
 from aidmesh_runtime.consumer import HandlerContext
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.outbox import _RELAY_LOCK  # the relay leads only while it holds this lock
 from aidmesh_runtime.service import Runtime, create_service_app, runtime_of
 from aidmesh_runtime.settings import ServiceSettings
@@ -48,6 +49,8 @@ RECEIPT_TYPE = "org.aidmesh.metricstest.receipt.issued.v1"
 
 class MetricsTestSettings(ServiceSettings):
     service_name: ClassVar[str] = SERVICE
+    #: Not a catalogue service: it has no principal of its own, so it runs as the operator.
+    kafka_username: str | None = "admin"
 
 
 # ---- the service under test -----------------------------------------------------------
@@ -80,7 +83,7 @@ async def own_topics(kafka_bootstrap: str) -> AsyncIterator[dict[str, str]]:
         "published": f"aidmesh.metricstestreceipts{suffix}.v1",
     }
     names = [n for topic in topics.values() for n in (topic, dlq_topic(topic))]
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, **operator_auth())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 3, 1) for name in names])
@@ -176,7 +179,9 @@ async def consuming_service(
 
 @pytest.fixture(scope="module")
 async def kafka(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, **operator_auth(), enable_idempotence=True
+    )
     await producer.start()
     yield producer
     await producer.stop()

@@ -11,6 +11,7 @@ import pytest
 from aidmesh_contracts import AssistanceDelivered
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
 from aidmesh_runtime.consumer import EventConsumer
+from aidmesh_runtime.kafka import operator
 from aidmesh_runtime.outbox import Outbox
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
@@ -30,7 +31,7 @@ async def subscribed(
     """An EventConsumer subscribed through a started FastStream broker, in a new group
     that begins at the current end of the topic."""
     consumer = make_consumer(name="runtime-tests-subscriber")
-    broker = KafkaBroker(kafka_bootstrap, logger=None)
+    broker = KafkaBroker(kafka_bootstrap, security=operator().faststream(), logger=None)
     consumer.subscribe(
         broker, group_id=await group_at_end(*consumer.topics), offset_reset="earliest"
     )

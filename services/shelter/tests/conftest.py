@@ -37,6 +37,7 @@ from aidmesh_contracts import (
     decode,
 )
 from aidmesh_runtime.auth import SHELTER_READ, SHELTER_WRITE
+from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.testing import (
     KAFKA,
     Database,
@@ -113,7 +114,7 @@ async def producer() -> AsyncIterator[AIOKafkaProducer]:
 @pytest.fixture(scope="module")
 async def consumed(settings: ShelterSettings) -> AsyncIterator[Any]:
     """`await consumed(metadata)`: wait until the service committed past a produced record."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, **operator_auth())
     await admin.start()
 
     async def wait(record: RecordMetadata, *, timeout_s: float = WAIT_S) -> None:
