@@ -64,7 +64,8 @@ def _env(service: str, port: int, db_name: str, run_id: str, *, public_key: Path
         {
             prefix + "HTTP_PORT": str(port),
             prefix + "DB_NAME": db_name,
-            prefix + "CONSUMER_GROUP": f"aidmesh-e2e-{service}-{run_id}",
+            # Under the prefix the service's Kafka principal may use (ADR 0011).
+            prefix + "CONSUMER_GROUP": f"aidmesh-{service}-e2e-{run_id}",
             # A fresh group would otherwise replay the whole history of the topics.
             "AIDMESH_CONSUMER_OFFSET_RESET": "latest",
             "AIDMESH_RELAY_POLL_INTERVAL_S": "0.2",

@@ -22,7 +22,8 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from aidmesh_contracts.topics import HOUSEHOLD, NEED
-from aidmesh_runtime.testing import event_log
+from aidmesh_runtime import auth
+from aidmesh_runtime.testing import auth_headers, event_log
 from aiokafka import TopicPartition
 
 pytestmark = pytest.mark.faults
@@ -37,8 +38,12 @@ async def register(url: str, body: dict[str, Any], correlation_id: UUID) -> str:
     may die before it answers: the outbox row is what proves the commit then)."""
     async with httpx.AsyncClient(timeout=10) as http:
         try:
+            # A field office's token: registration:write only (ADR 0009).
+            headers = auth_headers(auth.REGISTRATION_WRITE, sub="user:faults-field-office")
             response = await http.post(
-                url + "/households", json=body, headers={"X-Correlation-Id": str(correlation_id)}
+                url + "/households",
+                json=body,
+                headers=headers | {"X-Correlation-Id": str(correlation_id)},
             )
         except httpx.TransportError as exc:
             return type(exc).__name__
