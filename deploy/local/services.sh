@@ -26,19 +26,24 @@ pid_of() { cat "$RUN_DIR/$1.pid" 2>/dev/null || true; }
 
 running() { pid_alive "$(pid_of "$1")" "aidmesh_$1"; }
 
-# Protection seals narratives with a data key and refuses to start without one. Unless one
-# is given (AIDMESH_PROTECTION_DATA_KEY or _FILE), it gets a local key, generated once into
-# var/secrets/ (git-ignored, mode 600): never a key in the repository.
-use_local_protection_key() {
-  [[ -z ${AIDMESH_PROTECTION_DATA_KEY:-} && -z ${AIDMESH_PROTECTION_DATA_KEY_FILE:-} ]] || return 0
-  local dir=$AIDMESH_STATE_ROOT/secrets file
-  file=$dir/protection-data-key
+# use_local_key SETTING FILE_NAME WHAT COMMAND...: a service that refuses to start without a
+# key gets one, unless it is given (AIDMESH_<SETTING> or AIDMESH_<SETTING>_FILE): COMMAND
+# generates it once into var/secrets/FILE_NAME (git-ignored, mode 600), never into the repo.
+#   protection's data key (narratives), registration's key-encryption key (ADR 0010: keep
+#   it, households registered under a lost KEK can never be read again), health's clinical
+#   key (clinical notes).
+use_local_key() {
+  local setting=$1 name=$2 what=$3 dir=$AIDMESH_STATE_ROOT/secrets file value_var file_var
+  shift 3
+  value_var=AIDMESH_$setting file_var=AIDMESH_${setting}_FILE
+  [[ -z ${!value_var:-} && -z ${!file_var:-} ]] || return 0
+  file=$dir/$name
   if [[ ! -s $file ]]; then
     mkdir -p "$dir" && chmod 700 "$dir"
-    (umask 077 && "$PYTHON" -m aidmesh_protection new-key local1 >"$file")
-    AIDMESH_COMPONENT=protection say "generated a local data key in $file"
+    (umask 077 && "$PYTHON" "$@" >"$file")
+    AIDMESH_COMPONENT=${name%%-*} say "generated a local $what in $file"
   fi
-  export AIDMESH_PROTECTION_DATA_KEY_FILE=$file
+  export "$file_var=$file"
 }
 
 # Every service verifies the bearer tokens of its HTTP API with the issuer's public key and
@@ -57,37 +62,6 @@ use_local_auth_keys() {
   export AIDMESH_AUTH_PUBLIC_KEYS_FILE=$dir/local1.pem
 }
 
-# Registration keeps personal data encrypted under its key-encryption key (KEK) and refuses
-# to start without one (ADR 0010). Unless one is given (AIDMESH_REGISTRATION_KEK or _FILE),
-# it gets a local KEK, generated once into var/secrets/ (git-ignored, mode 600). Keep it:
-# households registered under a lost KEK can never be read again.
-use_local_registration_kek() {
-  [[ -z ${AIDMESH_REGISTRATION_KEK:-} && -z ${AIDMESH_REGISTRATION_KEK_FILE:-} ]] || return 0
-  local dir=$AIDMESH_STATE_ROOT/secrets file
-  file=$dir/registration-kek
-  if [[ ! -s $file ]]; then
-    mkdir -p "$dir" && chmod 700 "$dir"
-    (umask 077 && "$PYTHON" -m aidmesh_registration new-kek local1 >"$file")
-    AIDMESH_COMPONENT=registration say "generated a local key-encryption key in $file"
-  fi
-  export AIDMESH_REGISTRATION_KEK_FILE=$file
-}
-
-# Health seals clinical notes with its clinical key and refuses to start without one. Unless
-# one is given (AIDMESH_HEALTH_CLINICAL_KEY or _FILE), it gets a local key, generated once
-# into var/secrets/ (git-ignored, mode 600).
-use_local_health_key() {
-  [[ -z ${AIDMESH_HEALTH_CLINICAL_KEY:-} && -z ${AIDMESH_HEALTH_CLINICAL_KEY_FILE:-} ]] || return 0
-  local dir=$AIDMESH_STATE_ROOT/secrets file
-  file=$dir/health-clinical-key
-  if [[ ! -s $file ]]; then
-    mkdir -p "$dir" && chmod 700 "$dir"
-    (umask 077 && "$PYTHON" -m aidmesh_health new-key >"$file")
-    AIDMESH_COMPONENT=health say "generated a local clinical key in $file"
-  fi
-  export AIDMESH_HEALTH_CLINICAL_KEY_FILE=$file
-}
-
 start_one() {
   local svc=$1 port
   port=$(port_of "$svc")
@@ -97,9 +71,14 @@ start_one() {
   fi
   AIDMESH_COMPONENT=$svc require_port_free "$port" "AIDMESH_${svc^^}_HTTP_PORT"
   mkdir -p "$LOG_DIR" "$RUN_DIR"
-  [[ $svc != protection ]] || use_local_protection_key
-  [[ $svc != registration ]] || use_local_registration_kek
-  [[ $svc != health ]] || use_local_health_key
+  case $svc in
+    protection)   use_local_key PROTECTION_DATA_KEY protection-data-key "data key" \
+                    -m aidmesh_protection new-key local1 ;;
+    registration) use_local_key REGISTRATION_KEK registration-kek "key-encryption key" \
+                    -m aidmesh_registration new-kek local1 ;;
+    health)       use_local_key HEALTH_CLINICAL_KEY health-clinical-key "clinical key" \
+                    -m aidmesh_health new-key ;;
+  esac
   use_local_auth_keys
   # setsid: the service outlives the shell that started it (make up returns).
   setsid nohup "$PYTHON" -m "aidmesh_$svc" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
