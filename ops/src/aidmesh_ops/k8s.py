@@ -50,6 +50,10 @@ KAFKA_BOOTSTRAP = f"{STRIMZI_CLUSTER}-kafka-bootstrap:9093"
 #: Strimzi's cluster CA certificate Secret, mounted so clients can verify the brokers.
 KAFKA_CA_SECRET = f"{STRIMZI_CLUSTER}-cluster-ca-cert"
 KAFKA_CA_DIR = "/etc/aidmesh/kafka-ca"
+#: The public keys that verify HTTP bearer tokens (ADR 0009): not secret, so a ConfigMap of
+#: `<kid>.pem` files the operator creates from the issuer's public keys.
+AUTH_KEYS_CONFIGMAP = "aidmesh-auth-public-keys"
+AUTH_KEYS_DIR = "/etc/aidmesh/auth-keys"
 TOPIC_REPLICAS = 3
 MIN_INSYNC_REPLICAS = 2
 #: The ports each service listens on locally (README, deploy/local/services.sh).
@@ -178,6 +182,7 @@ def shared_config() -> dict[str, Any]:
             "AIDMESH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
             "AIDMESH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
             "AIDMESH_KAFKA_SSL_CAFILE": f"{KAFKA_CA_DIR}/ca.crt",
+            "AIDMESH_AUTH_PUBLIC_KEYS_FILE": AUTH_KEYS_DIR,
             # In a pod the service must listen on the pod's address, not on loopback.
             "AIDMESH_HTTP_HOST": "0.0.0.0",  # noqa: S104
             "AIDMESH_LOG_LEVEL": "INFO",
@@ -222,6 +227,7 @@ def deployment(service: str) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
             {"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True},
             {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True},
+            {"name": "auth-keys", "mountPath": AUTH_KEYS_DIR, "readOnly": True},
         ],
     }
     return {
@@ -261,6 +267,7 @@ def deployment(service: str) -> dict[str, Any]:
                                 "items": [{"key": "ca.crt", "path": "ca.crt"}],
                             },
                         },
+                        {"name": "auth-keys", "configMap": {"name": AUTH_KEYS_CONFIGMAP}},
                     ],
                 },
             },

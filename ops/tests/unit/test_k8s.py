@@ -403,3 +403,13 @@ def test_services_authenticate_over_tls_with_their_own_kafka_user() -> None:
         ]
         # The Secret Strimzi's User Operator makes for the service's KafkaUser.
         assert {"name": service, "items": [{"key": "password", "path": "password"}]} in mounted
+
+
+def test_services_verify_bearer_tokens_with_public_keys_from_a_configmap() -> None:
+    config = of_kind("ConfigMap")["aidmesh-config"]["data"]
+    for service in SERVICES:
+        pod = of_kind("Deployment")[f"aidmesh-{service}"]["spec"]["template"]["spec"]
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert mounts["auth-keys"] == config["AIDMESH_AUTH_PUBLIC_KEYS_FILE"]
+        assert volumes["auth-keys"]["configMap"] == {"name": "aidmesh-auth-public-keys"}
