@@ -141,8 +141,101 @@ async def main(names: list[str]) -> int:
         )
     markdown = RESULTS / f"{today}.md"
     markdown.write_text(render_markdown(document, day=today), encoding="utf-8")
-    print(f"results: {target.relative_to(ROOT)}, {markdown.relative_to(ROOT)}")
+    chart = RESULTS / f"{today}.png"
+    render_chart(document, chart, day=today)
+    print(
+        f"results: {target.relative_to(ROOT)}, {markdown.relative_to(ROOT)}, {chart.relative_to(ROOT)}"
+    )
     return 0
+
+
+def render_chart(document: dict[str, Any], path: Path, *, day: str) -> None:
+    """One PNG: throughput of raw aiokafka against AidMesh (hop, catch-up, pipeline, import),
+    and the latency percentiles at each fixed rate. Panels without results are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    results = document["results"]
+    bars: list[tuple[str, float, str]] = []  # label, events/s, colour
+    raw, ours = "#8c8c8c", "#1f6fb4"
+    if hop := results.get("hop"):
+        bars += [
+            ("raw produce", hop["raw_produce_per_s"], raw),
+            ("raw consume", hop["raw_consume_per_s"], raw),
+            ("raw relay", hop["raw_relay_per_s"], raw),
+            ("AidMesh hop", hop["aidmesh_hop_per_s"], ours),
+        ]
+    if catchup := results.get("catchup"):
+        bars += [
+            ("raw catch-up", catchup["raw_catch_up_per_s"], raw),
+            ("AidMesh catch-up", catchup["aidmesh_consumed_per_s"], ours),
+        ]
+    households = results.get("registration_import") or results.get("pipeline")
+    panels = [
+        name
+        for name, present in (
+            ("throughput", bars),
+            ("latency", results.get("latency")),
+            ("households", households),
+        )
+        if present
+    ]
+    if not panels:
+        return
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.8), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        if panel == "throughput":
+            ax.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
+            ax.set_xscale("log")
+            ax.set_xlim(left=100)  # bars start at 100/s, so short ones stay visible
+            ax.set_xlabel("events per second (log scale)")
+            ax.set_title("Throughput: raw aiokafka (grey) vs AidMesh (blue)")
+            ax.invert_yaxis()
+            for i, (_, value, _) in enumerate(bars):
+                ax.text(value, i, f" {value:,.0f}", va="center", fontsize=8)
+        elif panel == "latency":
+            rates = results["latency"]["rates"]
+            labels = [f"{r['rate_wanted']:,}/s\n(got {r['rate_achieved']:,})" for r in rates]
+            width = 0.25
+            for k, (q, colour) in enumerate(
+                (("p50_ms", "#9ecae1"), ("p95_ms", "#4292c6"), ("p99_ms", "#08519c"))
+            ):
+                xs = [i + (k - 1) * width for i in range(len(rates))]
+                ax.bar(xs, [r[q] for r in rates], width, label=q.removesuffix("_ms"), color=colour)
+            ax.axhline(50, color="#d62728", linestyle="--", linewidth=1, label="p99 target 50 ms")
+            ax.set_xticks(range(len(rates)), labels)
+            ax.set_ylabel("commit → commit, ms")
+            ax.set_title("Latency of one hop at fixed rates")
+            ax.legend(fontsize=8)
+        else:
+            items = []
+            if imported := results.get("registration_import"):
+                summary = imported["summary"]
+                items.append(
+                    (f"bulk import\n({summary['households']:,})", summary["households_per_second"])
+                )
+            if pipeline := results.get("pipeline"):
+                items.append(
+                    (
+                        f"registration → delivered\n({pipeline['summary'].get('households', '?')})",
+                        pipeline["summary"]["households_per_second"],
+                    )
+                )
+            ax.bar([i[0] for i in items], [i[1] for i in items], color=ours)
+            for i, (_, value) in enumerate(items):
+                ax.text(i, value, f"{value:,.1f}", ha="center", va="bottom", fontsize=8)
+            ax.set_ylabel("households per second")
+            ax.set_title("Households")
+    m = document["machine"]
+    figure.suptitle(
+        f"AidMesh benchmarks {day} — {m['cores']} cores, Kafka {m['kafka']}, commit {m['git_commit']}",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def render_markdown(document: dict[str, Any], *, day: str) -> str:
@@ -164,7 +257,7 @@ def render_markdown(document: dict[str, Any], *, day: str) -> str:
             lines.append(
                 f"| {name} | {row['figure']} | {row['value']} | {row.get('target', '')} | {met} |"
             )
-    lines.append("")
+    lines += ["", f"![AidMesh benchmarks {day}]({day}.png)", ""]
     for name, result in sorted(document["results"].items()):
         if result.get("notes"):
             lines += [f"## {name}", "", *result["notes"], ""]

@@ -96,7 +96,7 @@ def create_service_app(
     metrics = ServiceMetrics(service=name)
     metrics.expect_consumed(handlers or ())
     # Its own tracer provider (service.name aidmesh-<name>), exporting once the app starts.
-    telemetry = Telemetry(service=name)
+    telemetry = Telemetry(service=name, sample_ratio=settings.trace_sample_ratio)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -94,6 +94,10 @@ class ServiceSettings(BaseSettings):
     #: OTLP/HTTP collector the service sends its traces to (Jaeger locally); an empty value
     #: turns export off (spans are still made, so trace context still flows through).
     otlp_endpoint: str | None = "http://127.0.0.1:4318"
+    #: Share of the flows this service starts that are traced (decided by trace id; flows it
+    #: continues follow the decision of the service that started them). 1.0 traces every
+    #: flow, as locally; a busy production service may trace a fraction.
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     #: Fault injection for the delivery tests only: the process exits at once (as with
     #: kill -9) at this point. Never set in production.
     fault_crash_point: Literal["relay_before_publish", "relay_after_publish"] | None = None

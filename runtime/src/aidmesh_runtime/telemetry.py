@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.sampling import (
     ParentBased,
     Sampler,
     SamplingResult,
+    TraceIdRatioBased,
 )
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -231,9 +232,14 @@ def _without_none(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _FlowsOnly(Sampler):
-    """Root sampler: trace everything that starts a flow, but not a database query made
-    outside any flow (the relay polling the outbox, readiness checks, migrations): each
-    would be a trace of its own, thousands an hour, burying the flows."""
+    """Root sampler: trace the flows a service starts (all of them by default, or a share
+    `ratio` of them, decided by trace id), but not a database query made outside any flow
+    (the relay polling the outbox, readiness checks, migrations): each would be a trace of
+    its own, thousands an hour, burying the flows. A flow continued from another service
+    follows that service's decision (ParentBased), so a sampled flow stays whole."""
+
+    def __init__(self, ratio: float = 1.0) -> None:
+        self._ratio = TraceIdRatioBased(ratio) if ratio < 1.0 else None
 
     def should_sample(
         self,
@@ -247,10 +253,12 @@ class _FlowsOnly(Sampler):
     ) -> SamplingResult:
         if kind is SpanKind.CLIENT:
             return SamplingResult(Decision.DROP)
+        if self._ratio is not None:
+            return self._ratio.should_sample(parent_context, trace_id, name, kind, attributes)
         return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
 
     def get_description(self) -> str:
-        return "FlowsOnly"
+        return f"FlowsOnly({self._ratio.get_description() if self._ratio else 'all'})"
 
 
 # ---- one service's tracing -------------------------------------------------------------
@@ -259,11 +267,11 @@ class _FlowsOnly(Sampler):
 class Telemetry:
     """One service's tracer provider, its HTTP and database instrumentation and its export."""
 
-    def __init__(self, *, service: str) -> None:
+    def __init__(self, *, service: str, sample_ratio: float = 1.0) -> None:
         # Making a provider opens nothing; export starts with start().
         self.provider = TracerProvider(
             resource=Resource.create({SERVICE_NAME: f"aidmesh-{service}"}),
-            sampler=ParentBased(root=_FlowsOnly()),
+            sampler=ParentBased(root=_FlowsOnly(sample_ratio)),
             shutdown_on_exit=False,  # the service's lifespan flushes it
         )
         self.tracer = tracer_of(self.provider)

@@ -188,3 +188,29 @@ def test_a_services_spans_name_it() -> None:
     telemetry = Telemetry(service="shelter")
 
     assert telemetry.provider.resource.attributes["service.name"] == "aidmesh-shelter"
+
+
+def test_a_sample_ratio_of_zero_traces_no_flow_the_service_starts_but_follows_a_sampled_one() -> (
+    None
+):
+    exporter = InMemorySpanExporter()
+    telemetry = Telemetry(service="tracing-tests", sample_ratio=0.0)
+    telemetry.provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        with consuming(telemetry.tracer, record([]), group="g"):
+            pass  # a flow this service starts: not sampled
+        with consuming(telemetry.tracer, record([(TRACEPARENT, STORED.encode())]), group="g"):
+            pass  # a flow another service sampled: followed
+        spans = exporter.get_finished_spans()
+        assert [format(s.context.trace_id, "032x") for s in spans] == [STORED_TRACE_ID]
+    finally:
+        telemetry.provider.shutdown()
+
+
+def test_by_default_every_flow_is_traced(
+    telemetry: Telemetry, exporter: InMemorySpanExporter
+) -> None:
+    for _ in range(20):
+        with consuming(telemetry.tracer, record([]), group="g"):
+            pass
+    assert len(exporter.get_finished_spans()) == 20
