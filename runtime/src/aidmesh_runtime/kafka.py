@@ -108,17 +108,16 @@ def read_password(
     if password:
         return password
     path = Path(secrets_dir) / f"{username}.password"
-    try:
-        secret = path.read_text().strip()
-    except FileNotFoundError:
-        secret = ""
-    if not secret:
-        raise KafkaCredentialsMissing(
-            f"no Kafka password for principal {username!r}: set {variable}, or put it in"
-            f" {path} (AIDMESH_KAFKA_SECRETS_DIR names the directory; `make infra-up`"
-            " creates the local ones)"
-        )
-    return secret
+    if path.exists():
+        # The secrets convention's reader: refuses a world-readable, unreadable or empty file.
+        from .settings import read_secret_file  # settings imports this module
+
+        return read_secret_file("AIDMESH_KAFKA_SECRETS_DIR", str(path))
+    raise KafkaCredentialsMissing(
+        f"no Kafka password for principal {username!r}: set {variable}, or put it in"
+        f" {path} (AIDMESH_KAFKA_SECRETS_DIR names the directory; `make infra-up`"
+        " creates the local ones)"
+    )
 
 
 def operator(bootstrap: str | None = None) -> KafkaConnection:

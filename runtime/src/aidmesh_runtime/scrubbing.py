@@ -22,8 +22,12 @@ text cannot be recognised at all: this is a net, not a licence to log a person's
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
 import functools
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +60,14 @@ PERSONAL_KEYS = frozenset(
         "narrative",
         "notes",
         "email",
+        # Secrets: never personal data, never to be logged either.
+        "password",
+        "passwd",
+        "token",
+        "secret",
+        "authorization",
+        "kek",
+        "dsn",
     }
 )
 #: ... and keys ending in one of these (`head_family_name`, `contact_phone`, `case_notes`).
@@ -76,6 +88,11 @@ _PERSONAL_SUFFIXES = tuple(
         "narrative",
         "notes",
         "email",
+        "password",
+        "token",
+        "secret",
+        "dsn",
+        "key",
     )
 )
 #: Keys ending in `_name` that name things, not people.
@@ -202,7 +219,34 @@ def scrub(value: Any) -> Any:
     if isinstance(value, BaseException):
         # Rendered as text anyway (JSON falls back to repr); its message may quote a row.
         return scrub_text(f"{type(value).__name__}: {value}")
-    return value
+    if isinstance(value, _SAFE_TYPES):
+        return value
+    # Any other object is rendered through its repr, which may show its fields (a dataclass
+    # or model holding a phone or a name): scrub that text, field names included.
+    return scrub_text(_scrub_repr_fields(repr(value)))
+
+
+#: Values whose rendering cannot carry personal data.
+_SAFE_TYPES = (
+    int,
+    float,
+    bool,
+    type(None),
+    uuid.UUID,
+    datetime.date,
+    datetime.time,
+    decimal.Decimal,
+    enum.Enum,
+)
+#: `field=value` pairs in a repr (dataclasses, Pydantic models, attrs): the value of a
+#: personal field is replaced whatever its shape.
+_REPR_FIELD = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^,)\s]+)")
+
+
+def _scrub_repr_fields(text: str) -> str:
+    return _REPR_FIELD.sub(
+        lambda m: f"{m.group(1)}={REDACTED}" if is_personal_key(m.group(1)) else m.group(0), text
+    )
 
 
 def scrub_personal_data(

@@ -31,6 +31,7 @@ from . import auth
 from .consumer import EventConsumer, Handler
 from .db import all_migrations, create_pool, migrate
 from .dlq import DeadLetters
+from .kafka import KafkaCredentialsMissing
 from .logging import configure_logging
 from .metrics import HttpMetricsMiddleware, ServiceMetrics
 from .outbox import Outbox, OutboxRelay
@@ -293,6 +294,7 @@ def serve(build_app: Callable[[Any], FastAPI], settings_class: type[ServiceSetti
     try:
         settings = settings_class()
         app = build_app(settings)
-    except (auth.AuthConfigError, SecretSettingError) as exc:
+        settings.kafka_connection()  # no password: say so now, not in a start-up traceback
+    except (auth.AuthConfigError, SecretSettingError, KafkaCredentialsMissing) as exc:
         raise SystemExit(f"{settings_class.service_name}: {exc}") from None
     run(app, settings)

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import structlog
 from aidmesh_runtime.logging import configure_logging
-from aidmesh_runtime.scrubbing import REDACTED, is_personal_key, scrub_personal_data, scrub_text
+from aidmesh_runtime.scrubbing import (
+    REDACTED,
+    is_personal_key,
+    scrub,
+    scrub_personal_data,
+    scrub_text,
+)
 
 
 def scrubbed(**event: Any) -> dict[str, Any]:
@@ -300,3 +306,42 @@ def test_configuring_again_replaces_the_library_handler(log_lines: Any) -> None:
     logging.getLogger("aiokafka").warning("once")
 
     assert stream.getvalue().count('"once"') == 1
+
+
+def test_an_object_logged_as_a_value_has_its_personal_fields_and_shapes_scrubbed() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Head:
+        family_name: str
+        phone: str
+        household_id: str
+
+    head = Head("Шевченко", "+380501234567", "0b8f8d52-6a0e-4d7e-9d4f-3f1e2a5c7b90")
+    rendered = str(scrub(head))
+    assert "Шевченко" not in rendered
+    assert "380501234567" not in rendered
+    assert "0b8f8d52-6a0e-4d7e-9d4f-3f1e2a5c7b90" in rendered
+
+
+def test_secrets_are_redacted_by_key() -> None:
+    event = {
+        "event": "connecting",
+        "password": "hunter2-not-a-secret",
+        "token": "eyJhbGciOi.not-a-secret",
+        "authorization": "Bearer eyJ.not-a-secret",
+        "db_dsn": "postgresql://u:pw@h/db",  # not a secret: made up
+        "signing_key": "AAAA",
+    }
+    scrubbed = scrub_personal_data(None, "info", dict(event))
+    for key in ("password", "token", "authorization", "db_dsn", "signing_key"):
+        assert scrubbed[key] == REDACTED, key
+
+
+def test_uuids_dates_and_decimals_pass_as_they_are() -> None:
+    from datetime import date
+    from decimal import Decimal
+    from uuid import UUID
+
+    values = [UUID("0b8f8d52-6a0e-4d7e-9d4f-3f1e2a5c7b90"), date(2026, 1, 12), Decimal("12.50")]
+    assert [scrub(v) for v in values] == values
