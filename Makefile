@@ -110,7 +110,7 @@ schemas: install ## Regenerate what is generated from the contracts: JSON Schema
 	@$(PY) -m aidmesh_contracts.asyncapi write
 	@$(PY) -m aidmesh_ops.k8s write
 
-bench: infra-up ## Benchmarks (not part of make test): bench/results/<date>.json and .md
+bench: infra-up ## Benchmarks (not part of make test): bench/results/<date>.json, .md and .png (BENCH=<name> for one)
 	@$(STOP_LOCAL_SERVICES)
 	@status=0; $(PY) bench/run.py $(BENCH) || status=$$?; $(SKIP_TEST_TRAFFIC); exit $$status
 
