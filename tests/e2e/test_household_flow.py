@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 from aidmesh_contracts import EVENT_TYPES
+from aidmesh_runtime.auth import SHELTER_WRITE
 from aidmesh_runtime.testing import EventLog, Seen
 
 pytestmark = pytest.mark.e2e
@@ -110,6 +111,7 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
     )
     case_id = await open_case_id(http, platform.url("shelter"), household_id)
     # The shelter engineer assesses, the coordinator plans, the engineer reports it done.
+    # The assessment is the engineers' team's, with its own token (ADR 0009).
     shelter_case = f"{platform.url('shelter')}/cases/{case_id}"
     assessed = await http.post(
         shelter_case + "/assessment",
@@ -119,6 +121,7 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
             "boq": [{"item_code": "window.pvc_double", "quantity": "5", "unit": "pcs",
                      "unit_cost_uah": "2900.10"}],
         },
+        headers=platform.token(SHELTER_WRITE, org="ENG-KH-01", sub="user:engineer-kh-01"),
     )
     assert assessed.status_code == 200, assessed.text
     planned = await http.post(shelter_case + "/plan", json={"modality": "voucher"})

@@ -33,6 +33,7 @@ from aidmesh_runtime.auth import (
     HEALTH_WRITE,
     REGISTRATION_WRITE,
     SHELTER_READ,
+    SHELTER_RECORD_FOR_PARTNERS,
     SHELTER_WRITE,
 )
 from aidmesh_runtime.kafka import operator_auth
@@ -123,7 +124,15 @@ class DemoTokens:
                 org: headers(f"user:demo-registrar-{org.lower()}", org, REGISTRATION_WRITE)
                 for org in sorted({REGISTRAR_ORG, *PARTNERS})
             },
-            shelter=headers("user:demo-shelter-engineer", "IOM", SHELTER_READ, SHELTER_WRITE),
+            # IOM's shelter desk records what its engineer team (ENG-DEMO-01, `assessed_by`)
+            # assessed: naming a team other than the token's org needs record-for-partners.
+            shelter=headers(
+                "user:demo-shelter-engineer",
+                "IOM",
+                SHELTER_READ,
+                SHELTER_WRITE,
+                SHELTER_RECORD_FOR_PARTNERS,
+            ),
             health=headers("user:demo-mobile-team", "IOM", HEALTH_READ, HEALTH_WRITE),
         )
 

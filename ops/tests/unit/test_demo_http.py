@@ -13,6 +13,7 @@ from uuid import uuid4
 import httpx
 from aidmesh_ops import tokens
 from aidmesh_ops.demo import (
+    HEAVY_ASSESSMENT,
     DemoTokens,
     ShelterCoordinator,
     ShelterEngineer,
@@ -20,7 +21,12 @@ from aidmesh_ops.demo import (
     register_all,
 )
 from aidmesh_ops.demo_data import RepairPlan, generate_households
-from aidmesh_runtime.auth import TokenVerifier, keys_from_file
+from aidmesh_runtime.auth import (
+    SHELTER_RECORD_FOR_PARTNERS,
+    TokenVerifier,
+    attributed,
+    keys_from_file,
+)
 
 HOUSEHOLDS = generate_households(4, seed=5, today=date(2026, 11, 23))
 
@@ -316,4 +322,25 @@ async def test_each_household_is_registered_with_the_token_of_its_organisation(
     assert verifier.verify(demo_tokens.shelter["Authorization"][7:]).scopes == {
         "shelter:read",
         "shelter:write",
+        "shelter:record-for-partners",
     }
+
+
+def test_what_the_demo_s_shelter_desk_records_is_attributed_as_its_token_allows(
+    tmp_path: Path,
+) -> None:
+    demo_tokens = DemoTokens.issue(tokens.keygen(tmp_path, "demo").private_key)
+    verifier = TokenVerifier(keys_from_file(tmp_path / "demo.pem"))
+    desk = verifier.verify(demo_tokens.shelter["Authorization"].removeprefix("Bearer "))
+    plan = RepairPlan("light", "voucher", Decimal("12500.00"))
+
+    recorded = [
+        attributed(desk, body[field], field=field, for_partners=SHELTER_RECORD_FOR_PARTNERS)
+        for body, field in (
+            (plan.assessment_body(), "assessed_by"),
+            (HEAVY_ASSESSMENT, "assessed_by"),
+            (plan.request_body(), "partner_org"),
+        )
+    ]
+
+    assert (desk.org, recorded) == ("IOM", ["ENG-DEMO-01", "ENG-DEMO-01", "IOM"])

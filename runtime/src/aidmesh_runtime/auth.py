@@ -15,6 +15,10 @@ them). A missing or invalid token answers 401 naming the reason, a missing scope
 the scope. The token itself is never logged; the principal's `sub` and `org` are bound to
 the request's log lines.
 
+What a call records is attributed to the token's `org`: `attributed(...)` gives the org of
+a body field naming who did or recorded the work, and refuses (403) a body naming another
+one, unless the token holds the service's `...:record-for-partners` scope.
+
 [ADR 0009]: docs/adr/0009-http-auth-signed-tokens.md
 """
 
@@ -64,8 +68,10 @@ REGISTRATION_REVIEW = "registration:review"
 REGISTRATION_ERASE = "registration:erase"
 SHELTER_READ = "shelter:read"
 SHELTER_WRITE = "shelter:write"
+SHELTER_RECORD_FOR_PARTNERS = "shelter:record-for-partners"
 HEALTH_READ = "health:read"
 HEALTH_WRITE = "health:write"
+HEALTH_RECORD_FOR_PARTNERS = "health:record-for-partners"
 PROTECTION_CASEWORKER = "protection:caseworker"
 PROTECTION_SUPERVISOR = "protection:supervisor"
 PROTECTION_AUDITOR = "protection:auditor"
@@ -80,8 +86,12 @@ SCOPES: Mapping[str, str] = {
     REGISTRATION_ERASE: "Erase a household's personal data.",
     SHELTER_READ: "Read shelter cases, facilities, deliveries and monitoring.",
     SHELTER_WRITE: "Assess, plan and complete repairs; deliver kits and rent; monitor.",
+    SHELTER_RECORD_FOR_PARTNERS: "With shelter:write: name another organisation or team"
+    " (partner_org, assessed_by, monitored_by) as the one that did the work.",
     HEALTH_READ: "Read teams, visits, referrals and capacity.",
     HEALTH_WRITE: "Create teams; complete, miss and reschedule visits; refer; schedule.",
+    HEALTH_RECORD_FOR_PARTNERS: "With health:write: name another organisation (partner_org)"
+    " as the one that delivered a visit's services.",
     PROTECTION_CASEWORKER: "Protection: a caseworker (their own cases).",
     PROTECTION_SUPERVISOR: "Protection: a supervisor (every case, approvals).",
     PROTECTION_AUDITOR: "Protection: an auditor (metadata and the access log only).",
@@ -338,7 +348,10 @@ bearer = HTTPBearer(
 #: The answers every authenticated route may give (listed in its OpenAPI entry).
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No bearer token, or one refused: `detail` says why"},
-    403: {"description": "The token lacks a scope this call needs: `detail` names it"},
+    403: {
+        "description": "The token lacks a scope this call needs, or the body names another"
+        " organisation than the token's: `detail` names the scope or the field"
+    },
 }
 
 
@@ -357,6 +370,33 @@ def forbidden(detail: str, *, scope: str | None = None) -> HTTPException:
         else None
     )
     return HTTPException(status_code=403, detail=detail, headers=headers)
+
+
+def attributed(
+    principal: Principal, named: str | None, *, field: str, for_partners: str | None = None
+) -> str:
+    """The organisation a call records in `field` (who did or recorded the work): the
+    token's `org`, also when the body leaves the field out or repeats it.
+
+    A body naming another organisation is refused (403 naming the field), never believed,
+    unless `for_partners` is given and the token holds that scope: a coordinator (a UN
+    agency) recording the work of an implementing partner or of one of its teams; then the
+    organisation named is recorded, and the request's log line says who named it."""
+    if for_partners is not None and for_partners not in SCOPES:
+        raise ValueError(f"{for_partners} is not in the scope catalogue")
+    if named is None or named == principal.org:
+        return principal.org
+    if for_partners is not None and principal.has(for_partners):
+        log.info("http_recorded_for_partner", field=field, named=named)
+        return named
+    log.info("http_org_refused", field=field, claimed=named)
+    detail = (
+        f"{field} is {named} but the token is for {principal.org}: a call is attributed to"
+        " its token's organisation"
+    )
+    if for_partners is not None:
+        detail += f" (naming another one needs scope {for_partners})"
+    raise forbidden(detail, scope=for_partners)
 
 
 async def authenticate(

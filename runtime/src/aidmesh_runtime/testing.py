@@ -269,12 +269,17 @@ def session_token(
     )
 
 
+def bearer(token: str) -> dict[str, str]:
+    """`Authorization: Bearer <token>`: the headers of a request sending this token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def auth_headers(*scopes: str, org: str = "IOM", sub: str = "service:tests") -> dict[str, str]:
     """`Authorization: Bearer <token>` with these scopes, for `org`, valid for an hour."""
     for scope in scopes:
         if scope not in auth.SCOPES:
             raise ValueError(f"{scope} is not in the scope catalogue")
-    return {"Authorization": f"Bearer {session_token(*scopes, org=org, sub=sub)}"}
+    return bearer(session_token(*scopes, org=org, sub=sub))
 
 
 async def send_without_token(client: AsyncClient, method: str, url: str, **kwargs: Any) -> Response:

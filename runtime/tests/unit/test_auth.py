@@ -23,6 +23,7 @@ from aidmesh_runtime.auth import (
     InvalidToken,
     Principal,
     TokenVerifier,
+    attributed,
     keys_from_file,
     keys_from_line,
     private_key_pem,
@@ -34,8 +35,9 @@ from aidmesh_runtime.auth import (
 )
 from aidmesh_runtime.service import create_service_app, serve
 from aidmesh_runtime.settings import ServiceSettings
+from aidmesh_runtime.testing import bearer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 
 NOW = datetime.now(UTC)
 KEY = Ed25519PrivateKey.generate()
@@ -273,10 +275,6 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def bearer(text: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {text}"}
-
-
 async def test_a_call_without_a_token_gets_401_with_a_bearer_challenge(
     client: httpx.AsyncClient,
 ) -> None:
@@ -369,3 +367,88 @@ def test_a_service_with_an_api_and_no_public_key_refuses_to_start(tmp_path: Path
         build(DemoSettings())
     with pytest.raises(SystemExit, match=r"^demo: no public key to verify bearer tokens"):
         serve(build, DemoSettings)
+
+
+# ---- attribution -----------------------------------------------------------------------
+
+IOM_OFFICER = Principal(
+    sub="user:officer-17", org="IOM", scopes=frozenset({"shelter:write"}), token_id="t1"
+)
+IOM_COORDINATOR = Principal(
+    sub="user:coordinator-3",
+    org="IOM",
+    scopes=frozenset({"shelter:write", "shelter:record-for-partners"}),
+    token_id="t2",
+)
+
+
+def test_a_field_left_out_or_naming_the_caller_s_own_organisation_is_the_token_s_org() -> None:
+    assert attributed(IOM_OFFICER, None, field="partner_org") == "IOM"
+    assert attributed(IOM_OFFICER, "IOM", field="partner_org") == "IOM"
+    assert (
+        attributed(
+            IOM_OFFICER, None, field="assessed_by", for_partners=auth.SHELTER_RECORD_FOR_PARTNERS
+        )
+        == "IOM"
+    )
+
+
+def test_a_body_naming_another_organisation_is_refused_naming_the_field() -> None:
+    with structlog.testing.capture_logs() as logs, pytest.raises(HTTPException) as refused:
+        attributed(IOM_OFFICER, "NRC", field="recorded_by")
+
+    assert refused.value.status_code == 403
+    assert refused.value.detail == (
+        "recorded_by is NRC but the token is for IOM: a call is attributed to its token's"
+        " organisation"
+    )
+    assert refused.value.headers is None
+    assert {"event": "http_org_refused", "field": "recorded_by", "claimed": "NRC"}.items() <= (
+        logs[-1].items()
+    )
+
+
+def test_without_the_record_for_partners_scope_a_partner_cannot_be_named() -> None:
+    with pytest.raises(HTTPException) as refused:
+        attributed(
+            IOM_OFFICER, "NRC", field="partner_org", for_partners=auth.SHELTER_RECORD_FOR_PARTNERS
+        )
+
+    assert refused.value.status_code == 403
+    assert refused.value.detail == (
+        "partner_org is NRC but the token is for IOM: a call is attributed to its token's"
+        " organisation (naming another one needs scope shelter:record-for-partners)"
+    )
+    assert refused.value.headers == {
+        "WWW-Authenticate": 'Bearer realm="aidmesh", error="insufficient_scope",'
+        ' scope="shelter:record-for-partners"'
+    }
+
+
+def test_a_coordinator_with_the_scope_records_the_work_of_an_implementing_partner() -> None:
+    with structlog.testing.capture_logs() as logs:
+        org = attributed(
+            IOM_COORDINATOR,
+            "NRC",
+            field="partner_org",
+            for_partners=auth.SHELTER_RECORD_FOR_PARTNERS,
+        )
+
+    assert org == "NRC"
+    assert {
+        "event": "http_recorded_for_partner",
+        "field": "partner_org",
+        "named": "NRC",
+    }.items() <= (logs[-1].items())
+
+
+def test_the_scope_only_counts_where_the_endpoint_allows_recording_for_partners() -> None:
+    with pytest.raises(HTTPException) as refused:
+        attributed(IOM_COORDINATOR, "NRC", field="decided_by")
+
+    assert refused.value.status_code == 403
+
+
+def test_a_record_for_partners_scope_outside_the_catalogue_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="catalogue"):
+        attributed(IOM_COORDINATOR, None, field="partner_org", for_partners="shelter:anything")

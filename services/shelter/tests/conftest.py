@@ -36,7 +36,7 @@ from aidmesh_contracts import (
     ShelterNeedDetails,
     decode,
 )
-from aidmesh_runtime.auth import SHELTER_READ, SHELTER_WRITE
+from aidmesh_runtime.auth import SHELTER_READ, SHELTER_RECORD_FOR_PARTNERS, SHELTER_WRITE
 from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.testing import (
     KAFKA,
@@ -93,7 +93,8 @@ def clock() -> Clock:
 async def shelter(
     settings: ShelterSettings, database: Database, clock: Clock
 ) -> AsyncIterator[AsyncClient]:
-    # An engineer's and coordinator's token: shelter's scopes, nothing else.
+    # A shelter officer of IOM: shelter's scopes, nothing else; what it records is IOM's.
+    # The engineers and a coordinator recording partners' work have their own (below).
     headers = auth_headers(SHELTER_READ, SHELTER_WRITE, sub="user:shelter-tests")
     async with running_app(build_app(settings, clock=clock), headers=headers) as client:
         yield client
@@ -138,6 +139,22 @@ async def consumed(settings: ShelterSettings) -> AsyncIterator[Any]:
 # ---- the steps of a test -----------------------------------------------------------------
 
 KHARKIV = Location(adm1_pcode="UA63", adm2_pcode="UA6312")
+#: The engineers' team whose token assesses: the assessments are ENG-KH-01's (ADR 0009).
+ENGINEERS = "ENG-KH-01"
+
+
+def engineer() -> dict[str, str]:
+    """A token of the engineers' team (its org is the team's code)."""
+    return auth_headers(SHELTER_READ, SHELTER_WRITE, org=ENGINEERS, sub="user:engineer-kh-01")
+
+
+def coordinator() -> dict[str, str]:
+    """An IOM coordinator's token that may record what implementing partners did."""
+    return auth_headers(
+        SHELTER_READ, SHELTER_WRITE, SHELTER_RECORD_FOR_PARTNERS, sub="user:coordinator"
+    )
+
+
 #: A bill of quantities of a light repair: 3 x 3200.00 + 10 x 250.00 = 12100.00 UAH.
 LIGHT_BOQ = [
     {"item_code": "window.pvc_double", "quantity": "3", "unit": "pcs", "unit_cost_uah": "3200.00"},
@@ -172,6 +189,9 @@ class Flows:
         self.producer = producer
         self.database = database
         self.events = events
+        # Tokens of the people whose work a call records (ADR 0009), for a request's headers.
+        self.engineer = engineer
+        self.coordinator = coordinator
 
     # -- as registration --
 
@@ -274,17 +294,21 @@ class Flows:
     ) -> Response:
         body = {
             "damage_level": damage,
-            "assessed_by": "ENG-KH-01",
+            "assessed_by": ENGINEERS,
             "boq": LIGHT_BOQ if boq is None else boq,
         }
-        return await self.http.post(f"/cases/{case_id}/assessment", json=body)
+        return await self.http.post(f"/cases/{case_id}/assessment", json=body, headers=engineer())
 
     async def plan(self, case_id: UUID, **body: Any) -> Response:
         return await self.http.post(f"/cases/{case_id}/plan", json=body)
 
-    async def complete(self, case_id: UUID, **overrides: Any) -> Response:
+    async def complete(
+        self, case_id: UUID, *, headers: dict[str, str] | None = None, **overrides: Any
+    ) -> Response:
         body = {"value_uah": "11800.00", "inspection_passed": True} | overrides
-        return await self.http.post(f"/cases/{case_id}/repair-completion", json=body)
+        return await self.http.post(
+            f"/cases/{case_id}/repair-completion", json=body, headers=headers
+        )
 
     async def planned_case(self, **household: Any) -> OpenCase:
         case = await self.open_case(DamageLevel.LIGHT, **household)

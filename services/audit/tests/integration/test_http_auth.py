@@ -8,14 +8,10 @@ from uuid import uuid4
 
 import pytest
 from aidmesh_runtime.auth import AUDIT_READ, REGISTRATION_READ
-from aidmesh_runtime.testing import auth_headers, send_without_token, session_token
+from aidmesh_runtime.testing import auth_headers, bearer, send_without_token, session_token
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 pytestmark = pytest.mark.integration
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_timeline_without_a_token_is_refused_with_401(audit) -> None:

@@ -2,6 +2,10 @@
 
 Clinical notes and diagnoses come in with a completion and never go out: no answer holds
 them, and a refused request never echoes them (the runtime's 422 names field and reason).
+
+Who delivered a completed visit's services (`partner_org`, the 5W "who") is the token's
+organisation (ADR 0009); a body naming another one is refused (403 naming the field)
+unless the token also holds `health:record-for-partners`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from uuid import UUID
 from aidmesh_contracts import Urgency
 from aidmesh_contracts.common import Adm1PCode, Code, OrgCode
 from aidmesh_contracts.events.referral import ReferralTarget
-from aidmesh_runtime.auth import HEALTH_READ, HEALTH_WRITE, require_scope
+from aidmesh_runtime.auth import (
+    HEALTH_READ,
+    HEALTH_RECORD_FOR_PARTNERS,
+    HEALTH_WRITE,
+    Principal,
+    attributed,
+    require_scope,
+)
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
@@ -28,6 +39,8 @@ RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 #: Every endpoint needs a scope (ADR 0009): reading, or changing.
 Reads = require_scope(HEALTH_READ)
 Writes = require_scope(HEALTH_WRITE)
+#: A change that records who did the work (the token's org, see `complete`).
+Writer = Annotated[Principal, require_scope(HEALTH_WRITE)]
 
 #: An ICD-10 code (e.g. F43.1): stored sealed with the clinical record, never published.
 DiagnosisCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")]
@@ -118,7 +131,12 @@ class CompletionIn(BaseModel):
     diagnoses: Annotated[list[DiagnosisCode], Field(max_length=30)] = Field(
         default_factory=list, description="ICD-10 codes for the clinical record; never shared."
     )
-    partner_org: OrgCode | None = None
+    partner_org: OrgCode | None = Field(
+        default=None,
+        description="Who delivered the services (5W). Left out: the caller's organisation"
+        " (the token's `org`). Another one needs the scope health:record-for-partners"
+        " (else 403).",
+    )
 
     _services = field_validator("services_delivered")(_known_services)
 
@@ -295,13 +313,20 @@ def build_router(health: Health) -> APIRouter:
 
     @router.post(
         "/visits/{visit_id}/completion",
-        dependencies=[Writes],
         response_model=CompletionOut,
         tags=["visits"],
         summary="The team reports a visit done: VisitCompleted and AssistanceDelivered per service",
         responses={404: {"description": "No such visit"}, 409: {"description": "Not scheduled"}},
     )
-    async def complete(visit_id: UUID, body: CompletionIn, runtime: RuntimeDep) -> CompletionOut:
+    async def complete(
+        visit_id: UUID, body: CompletionIn, runtime: RuntimeDep, principal: Writer
+    ) -> CompletionOut:
+        partner_org = attributed(
+            principal,
+            body.partner_org,
+            field="partner_org",
+            for_partners=HEALTH_RECORD_FOR_PARTNERS,
+        )
         try:
             delivery_ids = await service.complete_visit(
                 runtime,
@@ -310,7 +335,7 @@ def build_router(health: Health) -> APIRouter:
                 services_delivered=frozenset(body.services_delivered),
                 persons_seen=body.persons_seen,
                 clinical=ClinicalRecord(notes=body.clinical_notes, diagnoses=tuple(body.diagnoses)),
-                partner_org=body.partner_org,
+                partner_org=partner_org,
             )
         except VisitNotFound as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc

@@ -62,7 +62,6 @@ class NoSlot(domain.HealthRuleError):
 class Health:
     """What health's use cases need from the settings."""
 
-    partner_org: str
     lead_days: int
     horizon_days: int
     max_missed_visits: int
@@ -73,7 +72,6 @@ class Health:
     @classmethod
     def from_settings(cls, settings: HealthSettings) -> Health:
         return cls(
-            partner_org=settings.partner_org,
             lead_days=settings.scheduling_lead_days,
             horizon_days=settings.scheduling_horizon_days,
             max_missed_visits=settings.max_missed_visits,
@@ -476,7 +474,7 @@ async def complete_visit(
     services_delivered: frozenset[str],
     persons_seen: int,
     clinical: ClinicalRecord,
-    partner_org: str | None,
+    partner_org: str,
 ) -> list[UUID]:
     """VisitCompleted and one AssistanceDelivered per service; the clinical record sealed
     in this database only. Returns the delivery ids."""
@@ -490,7 +488,7 @@ async def complete_visit(
             services_delivered=services_delivered,
             persons_seen=persons_seen,
             team_services=team.services if team else frozenset(),
-            partner_org=partner_org or health.partner_org,
+            partner_org=partner_org,
             new_id=runtime.new_id,
             now=now,
         )

@@ -85,8 +85,6 @@ class HealthSettings(ServiceSettings):
     service_name: ClassVar[str] = "health"
     default_http_port: ClassVar[int] = 8103
 
-    #: The organisation recorded on deliveries when a completion does not name one.
-    partner_org: str = "IOM"
     #: Teams inserted at start-up when missing (an existing team is left as the API set it).
     seed_teams: tuple[TeamSeed, ...] = DEMO_TEAMS
     #: Visits are planned from this many days after today (Kyiv time): teams plan their

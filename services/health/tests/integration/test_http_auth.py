@@ -1,13 +1,21 @@
 """Health's API on the real broker and database answers only bearer tokens its issuer
-signed, still valid, with the scope each call needs (ADR 0009)."""
+signed, still valid, with the scope each call needs; who delivered a visit's services is
+the token's organisation (ADR 0009)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aidmesh_runtime.auth import HEALTH_READ, SHELTER_READ, SHELTER_WRITE
-from aidmesh_runtime.testing import auth_headers, send_without_token, session_token
+from aidmesh_contracts import AssistanceDelivered, VisitCompleted
+from aidmesh_runtime.auth import (
+    HEALTH_READ,
+    HEALTH_RECORD_FOR_PARTNERS,
+    HEALTH_WRITE,
+    SHELTER_READ,
+    SHELTER_WRITE,
+)
+from aidmesh_runtime.testing import auth_headers, bearer, send_without_token, session_token
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 pytestmark = pytest.mark.integration
@@ -18,10 +26,6 @@ TEAM = {
     "daily_capacity": 4,
     "services": ["mhpss"],
 }
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_call_without_a_token_is_refused_with_401(health) -> None:
@@ -67,3 +71,39 @@ async def test_a_shelter_token_reads_no_health_visits(health) -> None:
         403,
         {"detail": "this call needs scope health:read"},
     )
+
+
+async def test_a_visit_reported_in_another_organisation_s_name_is_refused_and_nothing_recorded(
+    world, health, database
+) -> None:
+    await world.team("MMT-ATTR-01", "UA97", capacity=4)
+    household, registered = await world.household("UA97")
+    need, _ = await world.need(household, registered, services=("mhpss",))
+    visit_id = (await world.visit_for(need))["visit_id"]
+    report = {"services_delivered": ["mhpss"], "persons_seen": 2, "partner_org": "NRC"}
+    team = auth_headers(HEALTH_READ, HEALTH_WRITE, org="NGO-DOBRO", sub="user:mmt-attr-01")
+
+    refused = await health.post(f"/visits/{visit_id}/completion", json=report, headers=team)
+
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {
+            "detail": "partner_org is NRC but the token is for NGO-DOBRO: a call is attributed"
+            " to its token's organisation (naming another one needs scope"
+            " health:record-for-partners)"
+        },
+    )
+    status = await database.conn.fetchval("SELECT status FROM visits WHERE visit_id = $1", visit_id)
+    assert status == "scheduled"
+    assert await world.outbox_count(VisitCompleted, visit_id=str(visit_id)) == 0
+    assert (
+        await world.outbox_count(AssistanceDelivered, household_id=str(household.household_id)) == 0
+    )
+    # A coordinator who may record for partners reports what NRC delivered.
+    coordinator = auth_headers(HEALTH_WRITE, HEALTH_RECORD_FOR_PARTNERS, sub="user:coordinator")
+    recorded = await health.post(f"/visits/{visit_id}/completion", json=report, headers=coordinator)
+    assert recorded.status_code == 200, recorded.text
+    [delivered] = await world.published(
+        AssistanceDelivered, household_id=str(household.household_id)
+    )
+    assert delivered.event().partner_org == "NRC"  # type: ignore[attr-defined]

@@ -81,6 +81,7 @@ async def test_a_completed_visit_gives_visit_completed_and_a_delivery_per_servic
         assert seen.envelope is not None and seen.envelope.causationid == completed.envelope.id
         assert seen.envelope.correlationid == need_envelope.correlationid
         assert (delivered.sector, delivered.modality) == (Sector.HEALTH, Modality.SERVICE)
+        assert delivered.partner_org == "IOM"  # the reporting token's organisation
         assert (delivered.quantity, delivered.unit, delivered.persons_reached) == (
             Decimal(1),
             "visit",

@@ -12,13 +12,10 @@ from aidmesh_contracts import CaseSource, ProtectionCaseClosed, ProtectionCaseOp
 from aidmesh_protection.crypto import Keyring, new_data_key
 from aidmesh_protection.rotation import reencrypt
 from aidmesh_protection.service import SAFE_CONTACT_FIELD, note_field
-from aidmesh_runtime.testing import auth_headers, session_token
+from aidmesh_runtime.testing import auth_headers, bearer, session_token
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 pytestmark = pytest.mark.integration
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 NARRATIVE = "Caller says her employer in Odesa kept her documents and locked the flat at night."

@@ -3,6 +3,11 @@
 Endpoints parse, call one use case in one transaction, and answer. Refusals are mapped in
 app.py: 404 unknown id, 409 a step the case's state does not allow, 422 a rule's refusal
 (over a cap, duplicate assistance, ...) with the reason in `detail`.
+
+Who did the work a call records (`partner_org` of a delivery, `assessed_by`,
+`monitored_by`) is the token's organisation (ADR 0009). A body naming another one is
+refused (403 naming the field) unless the token also holds `shelter:record-for-partners`:
+a coordinator recording the work of an implementing partner or of one of its teams.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ from uuid import UUID
 
 from aidmesh_contracts import DamageLevel, Location, Modality, RepairCategory
 from aidmesh_contracts.common import Adm1PCode, Code, OrgCode
-from aidmesh_runtime.auth import SHELTER_READ, SHELTER_WRITE, require_scope
+from aidmesh_runtime.auth import (
+    SHELTER_READ,
+    SHELTER_RECORD_FOR_PARTNERS,
+    SHELTER_WRITE,
+    Principal,
+    attributed,
+    require_scope,
+)
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -28,6 +40,20 @@ RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 #: Every endpoint needs a scope (ADR 0009): reading, or changing.
 Reads = require_scope(SHELTER_READ)
 Writes = require_scope(SHELTER_WRITE)
+#: A change that records who did the work (see `by`).
+Writer = Annotated[Principal, require_scope(SHELTER_WRITE)]
+
+#: How an organisation field of a body is read (the description every such field carries).
+BY_CALLER = (
+    " Left out: the caller's organisation (the token's `org`). Another one needs the scope"
+    " shelter:record-for-partners (else 403)."
+)
+
+
+def by(principal: Principal, named: str | None, *, field: str) -> str:
+    """Who did the work a call records: the token's org, or the organisation (or team) the
+    body names in `field` if the token may record for partners; else 403."""
+    return attributed(principal, named, field=field, for_partners=SHELTER_RECORD_FOR_PARTNERS)
 
 
 def rules_of(request: Request) -> ShelterRules:
@@ -256,7 +282,9 @@ class AssessmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     damage_level: Literal["light", "medium", "heavy"]
-    assessed_by: OrgCode = Field(description="The engineer's team code, never a name.")
+    assessed_by: OrgCode | None = Field(
+        default=None, description="The engineer's team code, never a name." + BY_CALLER
+    )
     boq: list[BoqLineIn] = Field(
         default_factory=list,
         max_length=1000,
@@ -284,7 +312,6 @@ class AssessmentOut(BaseModel):
 
 @cases.post(
     "/cases/{case_id}/assessment",
-    dependencies=[Writes],
     response_model=AssessmentOut,
     summary="Record a field engineer's technical assessment (DamageAssessed)",
     description="Light and medium damage wait for a repair plan. Heavy damage is referred to "
@@ -294,8 +321,9 @@ class AssessmentOut(BaseModel):
     responses=errors(404, 409, 422),
 )
 async def assess(
-    case_id: UUID, body: AssessmentIn, runtime: RuntimeDep, rules: RulesDep
+    case_id: UUID, body: AssessmentIn, runtime: RuntimeDep, rules: RulesDep, principal: Writer
 ) -> AssessmentOut:
+    assessed_by = by(principal, body.assessed_by, field="assessed_by")
     lines = [
         domain.BoqLine(
             item_code=line.item_code,
@@ -312,7 +340,7 @@ async def assess(
             case_id,
             damage_level=damage,
             lines=lines,
-            assessed_by=body.assessed_by,
+            assessed_by=assessed_by,
             rules=rules,
         )
     estimated = result.assessed.estimated_cost.amount
@@ -437,7 +465,9 @@ class RepairCompletionIn(BaseModel):
     modality: Modality | None = Field(
         default=None, description="If given, must be the planned modality."
     )
-    partner_org: OrgCode | None = None
+    partner_org: OrgCode | None = Field(
+        default=None, description="Who did the work (5W)." + BY_CALLER
+    )
 
 
 class RepairCompletionOut(BaseModel):
@@ -450,15 +480,15 @@ class RepairCompletionOut(BaseModel):
 
 @cases.post(
     "/cases/{case_id}/repair-completion",
-    dependencies=[Writes],
     response_model=RepairCompletionOut,
     summary="Record a completed, inspected repair: RepairCompleted, AssistanceDelivered, "
     "ShelterCaseClosed",
     responses=errors(404, 409, 422),
 )
 async def complete_repair(
-    case_id: UUID, body: RepairCompletionIn, runtime: RuntimeDep, rules: RulesDep
+    case_id: UUID, body: RepairCompletionIn, runtime: RuntimeDep, principal: Writer
 ) -> RepairCompletionOut:
+    partner_org = by(principal, body.partner_org, field="partner_org")
     async with transaction(runtime) as tx:
         repaired = await service.complete_repair(
             tx,
@@ -467,7 +497,7 @@ async def complete_repair(
             inspection_passed=body.inspection_passed,
             category=body.category,
             modality=body.modality,
-            partner_org=body.partner_org or rules.organisation,
+            partner_org=partner_org,
         )
     return RepairCompletionOut(
         case_id=case_id,
@@ -597,12 +627,13 @@ class WinterizationIn(BaseModel):
     value_uah: Uah | None = Field(
         default=None, description="Value of the kits; by default the standard kit value."
     )
-    partner_org: OrgCode | None = None
+    partner_org: OrgCode | None = Field(
+        default=None, description="Who did the work (5W)." + BY_CALLER
+    )
 
 
 @assistance.post(
     "/households/{household_id}/winterization-kits",
-    dependencies=[Writes],
     response_model=DeliveryOut,
     status_code=201,
     summary="Deliver winterization kits (once per household and heating season)",
@@ -612,8 +643,13 @@ class WinterizationIn(BaseModel):
     responses=errors(404, 422),
 )
 async def winterization_kits(
-    household_id: UUID, body: WinterizationIn, runtime: RuntimeDep, rules: RulesDep
+    household_id: UUID,
+    body: WinterizationIn,
+    runtime: RuntimeDep,
+    rules: RulesDep,
+    principal: Writer,
 ) -> DeliveryOut:
+    partner_org = by(principal, body.partner_org, field="partner_org")
     async with transaction(runtime) as tx:
         delivered, season = await distribution.give_winterization_kits(
             tx,
@@ -621,7 +657,7 @@ async def winterization_kits(
             kits=body.kits,
             modality=body.modality,
             value=body.value_uah,
-            partner_org=body.partner_org,
+            partner_org=partner_org,
             rules=rules,
         )
     return _delivered_out(delivered, season=season)
@@ -633,12 +669,13 @@ class RentalIn(BaseModel):
     monthly_amount_uah: Uah
     months: Annotated[int, Field(ge=1, le=24)]
     modality: Modality = Modality.CASH
-    partner_org: OrgCode | None = None
+    partner_org: OrgCode | None = Field(
+        default=None, description="Who did the work (5W)." + BY_CALLER
+    )
 
 
 @assistance.post(
     "/households/{household_id}/rental-assistance",
-    dependencies=[Writes],
     response_model=DeliveryOut,
     status_code=201,
     summary="Deliver rental assistance: a monthly amount for N months (displaced households)",
@@ -648,8 +685,9 @@ class RentalIn(BaseModel):
     responses=errors(404, 422),
 )
 async def rental_assistance(
-    household_id: UUID, body: RentalIn, runtime: RuntimeDep, rules: RulesDep
+    household_id: UUID, body: RentalIn, runtime: RuntimeDep, rules: RulesDep, principal: Writer
 ) -> DeliveryOut:
+    partner_org = by(principal, body.partner_org, field="partner_org")
     async with transaction(runtime) as tx:
         delivered, season = await distribution.give_rental_assistance(
             tx,
@@ -657,7 +695,7 @@ async def rental_assistance(
             monthly_amount=body.monthly_amount_uah,
             months=body.months,
             modality=body.modality,
-            partner_org=body.partner_org,
+            partner_org=partner_org,
             rules=rules,
         )
     return _delivered_out(delivered, season=season)
@@ -781,19 +819,25 @@ class RefurbishmentIn(BaseModel):
     value_uah: Uah = Field(description="At most the cap per place times the centre's capacity.")
     modality: Modality = Modality.IN_KIND
     inspection_passed: bool
-    partner_org: OrgCode | None = None
+    partner_org: OrgCode | None = Field(
+        default=None, description="Who did the work (5W)." + BY_CALLER
+    )
 
 
 @facilities.post(
     "/facility-cases/{case_id}/refurbishment-completion",
-    dependencies=[Writes],
     response_model=DeliveryOut,
     summary="Record a refurbished, inspected centre: AssistanceDelivered to the facility",
     responses=errors(404, 409, 422),
 )
 async def complete_refurbishment(
-    case_id: UUID, body: RefurbishmentIn, runtime: RuntimeDep, rules: RulesDep
+    case_id: UUID,
+    body: RefurbishmentIn,
+    runtime: RuntimeDep,
+    rules: RulesDep,
+    principal: Writer,
 ) -> DeliveryOut:
+    partner_org = by(principal, body.partner_org, field="partner_org")
     async with transaction(runtime) as tx:
         delivered = await distribution.complete_refurbishment(
             tx,
@@ -801,7 +845,7 @@ async def complete_refurbishment(
             value=body.value_uah,
             modality=body.modality,
             inspection_passed=body.inspection_passed,
-            partner_org=body.partner_org,
+            partner_org=partner_org,
             rules=rules,
         )
     return _delivered_out(delivered, season=None, case_id=case_id)
@@ -820,7 +864,9 @@ class MonitoringIn(BaseModel):
         default=None, description="1 (very unsatisfied) to 5; asked if received."
     )
     use: UseCode | None = Field(default=None, description="What the household did with it.")
-    monitored_by: OrgCode = Field(description="The monitoring team's code.")
+    monitored_by: OrgCode | None = Field(
+        default=None, description="The monitoring team's code." + BY_CALLER
+    )
     monitored_at: AwareDatetime | None = Field(
         default=None, description="When the follow-up took place; by default now."
     )
@@ -870,15 +916,15 @@ async def get_delivery(delivery_id: UUID, runtime: RuntimeDep) -> DeliveryOut:
 
 @monitoring.post(
     "/deliveries/{delivery_id}/monitoring",
-    dependencies=[Writes],
     response_model=MonitoringOut,
     status_code=201,
     summary="Record the post-distribution follow-up of a delivery (one per delivery)",
     responses=errors(404, 409, 422),
 )
 async def record_monitoring(
-    delivery_id: UUID, body: MonitoringIn, runtime: RuntimeDep
+    delivery_id: UUID, body: MonitoringIn, runtime: RuntimeDep, principal: Writer
 ) -> MonitoringOut:
+    monitored_by = by(principal, body.monitored_by, field="monitored_by")
     async with transaction(runtime) as tx:
         row = await distribution.record_monitoring(
             tx,
@@ -886,7 +932,7 @@ async def record_monitoring(
             received=body.received,
             satisfaction=body.satisfaction,
             use=body.use,
-            monitored_by=body.monitored_by,
+            monitored_by=monitored_by,
             monitored_at=body.monitored_at,
         )
     return _monitoring_out(row)

@@ -43,7 +43,7 @@ async def give_winterization_kits(
     kits: int,
     modality: Modality,
     value: Decimal | None,
-    partner_org: str | None,
+    partner_org: str,
     rules: ShelterRules,
 ) -> tuple[AssistanceDelivered, str]:
     household = await known_household(tx, household_id)
@@ -54,7 +54,7 @@ async def give_winterization_kits(
         modality=modality,
         value=value,
         previous=previous,
-        partner_org=partner_org or rules.organisation,
+        partner_org=partner_org,
         delivery_id=tx.new_id(),
         rules=rules,
         now=tx.now(),
@@ -70,7 +70,7 @@ async def give_rental_assistance(
     monthly_amount: Decimal,
     months: int,
     modality: Modality,
-    partner_org: str | None,
+    partner_org: str,
     rules: ShelterRules,
 ) -> tuple[AssistanceDelivered, str]:
     household = await known_household(tx, household_id)
@@ -81,7 +81,7 @@ async def give_rental_assistance(
         months=months,
         modality=modality,
         previous=previous,
-        partner_org=partner_org or rules.organisation,
+        partner_org=partner_org,
         delivery_id=tx.new_id(),
         rules=rules,
         now=tx.now(),
@@ -139,7 +139,7 @@ async def complete_refurbishment(
     value: Decimal,
     modality: Modality,
     inspection_passed: bool,
-    partner_org: str | None,
+    partner_org: str,
     rules: ShelterRules,
 ) -> AssistanceDelivered:
     found = await repository.facility_case_for_update(tx.conn, case_id)
@@ -151,7 +151,7 @@ async def complete_refurbishment(
         value=value,
         modality=modality,
         inspection_passed=inspection_passed,
-        partner_org=partner_org or rules.organisation,
+        partner_org=partner_org,
         delivery_id=tx.new_id(),
         rules=rules,
         now=tx.now(),

@@ -148,7 +148,8 @@ class ShelterRules:
     emergency_priority: int = 10
     urgent_priority: int = 30
     compensation_programme: str = "external.state_compensation"
-    #: Who refers or delivers when a request names no team or partner.
+    #: Who requests a referral when the case names no assessor (who delivers is the
+    #: caller's: the API attributes every delivery).
     organisation: str = "IOM"
     #: Consent needed before anything about the household goes to another programme.
     referral_consent: ConsentPurpose = ConsentPurpose.REFERRAL

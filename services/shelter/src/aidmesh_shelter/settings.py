@@ -18,7 +18,8 @@ class ShelterSettings(ServiceSettings):
     service_name: ClassVar[str] = "shelter"
     default_http_port: ClassVar[int] = 8102
 
-    #: The organisation recorded on deliveries when a request does not name one.
+    #: The organisation that requests a referral when the case names no assessor. (Who
+    #: did a delivery is the caller's token's org, ADR 0009: no default.)
     partner_org: str = "IOM"
     #: Caps per repair category in UAH (light and medium repairs are done by us; heavy
     #: damage goes to the state compensation programme).

@@ -20,7 +20,8 @@ from aidmesh_contracts import (
     Modality,
     Sector,
 )
-from aidmesh_runtime.testing import publish
+from aidmesh_runtime.auth import SHELTER_READ, SHELTER_WRITE
+from aidmesh_runtime.testing import auth_headers, publish
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +48,16 @@ async def kits(flows, household_id, **body):
     return await flows.http.post(f"/households/{household_id}/winterization-kits", json=body)
 
 
-async def rent(flows, household_id, **overrides):
+async def rent(flows, household_id, *, headers=None, **overrides):
     body = {"monthly_amount_uah": "4500.00", "months": 3} | overrides
-    return await flows.http.post(f"/households/{household_id}/rental-assistance", json=body)
+    return await flows.http.post(
+        f"/households/{household_id}/rental-assistance", json=body, headers=headers
+    )
+
+
+def monitors() -> dict[str, str]:
+    """The token of the monitoring team PDM-KH-01: the follow-ups it records are its own."""
+    return auth_headers(SHELTER_READ, SHELTER_WRITE, org="PDM-KH-01", sub="user:pdm-kh-01")
 
 
 async def test_a_winterization_kit_is_delivered_in_the_household_s_flow(flows) -> None:
@@ -117,7 +125,10 @@ async def test_a_winterization_kit_is_given_again_in_the_next_heating_season(flo
 async def test_rental_assistance_is_a_monthly_amount_for_n_months_once_a_season(flows) -> None:
     household, _ = await flows.register(displacement_status="idp")
 
-    response = await rent(flows, household.household_id, partner_org="NRC")
+    # IOM's coordinator records the rent NRC (the implementing partner) paid.
+    response = await rent(
+        flows, household.household_id, partner_org="NRC", headers=flows.coordinator()
+    )
     again = await rent(flows, household.household_id, months=1)
     kit_too = await kits(flows, household.household_id)
 
@@ -287,9 +298,9 @@ async def test_a_delivery_gets_one_follow_up_record(flows) -> None:
         "monitored_by": "PDM-KH-01",
     }
 
-    recorded = await flows.http.post(url, json=follow_up)
+    recorded = await flows.http.post(url, json=follow_up, headers=monitors())
     read = await flows.http.get(url)
-    twice = await flows.http.post(url, json=follow_up)
+    twice = await flows.http.post(url, json=follow_up, headers=monitors())
 
     assert recorded.status_code == 201, recorded.text
     assert read.status_code == 200
@@ -316,10 +327,12 @@ async def test_a_follow_up_is_refused_for_an_unknown_delivery_or_inconsistent_an
     not_found = await flows.http.post(
         f"/deliveries/{unknown}/monitoring",
         json={"received": False, "monitored_by": "PDM-KH-01"},
+        headers=monitors(),
     )
     inconsistent = await flows.http.post(
         f"/deliveries/{delivery_id}/monitoring",
         json={"received": False, "satisfaction": 2, "monitored_by": "PDM-KH-01"},
+        headers=monitors(),
     )
     nothing_yet = await flows.http.get(f"/deliveries/{delivery_id}/monitoring")
 
@@ -342,6 +355,7 @@ async def test_a_repair_delivery_is_monitored_too(flows) -> None:
             "use": "used_as_intended",
             "monitored_by": "PDM-KH-01",
         },
+        headers=monitors(),
     )
 
     assert response.status_code == 201, response.text

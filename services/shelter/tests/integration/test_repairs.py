@@ -66,7 +66,10 @@ async def test_a_light_repair_is_assessed_planned_completed_and_delivered(flows)
     assert (await flows.assess(case.case_id)).status_code == 200
 
     planned_response = await flows.plan(case.case_id, modality="in_kind")
-    completed_response = await flows.complete(case.case_id, value_uah="11850.50", partner_org="NRC")
+    # IOM's coordinator records the repair NRC (the implementing partner) did.
+    completed_response = await flows.complete(
+        case.case_id, value_uah="11850.50", partner_org="NRC", headers=flows.coordinator()
+    )
 
     assert planned_response.status_code == 200, planned_response.text
     assert planned_response.json() | {"priority": 0} == {
