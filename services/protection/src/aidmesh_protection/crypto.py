@@ -15,23 +15,22 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from aidmesh_runtime import keys
+from aidmesh_runtime.keys import KEY_ID, KeyConfigError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 TOKEN_PREFIX = "enc:v1:"  # noqa: S105 - a format marker, not a secret
-KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 NONCE_BYTES = 12
-KEY_BYTES = 32
 #: Bound into every value's associated data, so a token of another format or application
 #: never opens as one of ours.
 _CONTEXT = b"aidmesh.protection.field.v1"
 
 
-class DataKeyError(ValueError):
+class DataKeyError(KeyConfigError):
     """The configured data keys are missing or malformed. The message never holds a key."""
 
 
@@ -42,26 +41,12 @@ class DecryptionFailed(Exception):
 
 def new_data_key(key_id: str) -> str:
     """A fresh key in the settings format `<key id>:<base64 of 32 random bytes>`."""
-    if not KEY_ID.fullmatch(key_id):
-        raise DataKeyError("a key id is 1-32 letters, digits, '_' or '-'")
-    return f"{key_id}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
+    return keys.new_key(key_id, name="data key", error=DataKeyError)
 
 
 def parse_key(text: str) -> tuple[str, bytes]:
     """`<key id>:<base64 key>` → (key id, 32 key bytes)."""
-    key_id, sep, encoded = text.strip().partition(":")
-    if not sep or not KEY_ID.fullmatch(key_id):
-        raise DataKeyError(
-            "a data key is written '<key id>:<base64 of 32 bytes>', the key id being"
-            " 1-32 letters, digits, '_' or '-'"
-        )
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise DataKeyError(f"data key {key_id!r} is not valid base64") from None
-    if len(key) != KEY_BYTES:
-        raise DataKeyError(f"data key {key_id!r} must be {KEY_BYTES} bytes (AES-256)")
-    return key_id, key
+    return keys.parse_key(text, name="data key", error=DataKeyError)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import structlog
@@ -40,7 +41,7 @@ from aidmesh_runtime.auth import (
     REGISTRATION_REVIEW,
     REGISTRATION_WRITE,
     Principal,
-    forbidden,
+    attributed,
     require_scope,
 )
 from aidmesh_runtime.service import Runtime, runtime_of
@@ -104,26 +105,19 @@ def refs(envelopes: list[Any]) -> list[EventRef]:
     return [EventRef(id=e.id, type=e.type) for e in envelopes]
 
 
-def attributed(principal: Principal, claimed: str | None, *, field: str) -> str:
-    """The organisation a call is attributed to: the caller's (its token's `org`). A request
-    naming another one is refused, never believed: no one acts in another's name."""
-    if claimed is not None and claimed != principal.org:
-        log.info("http_org_refused", field=field, claimed=claimed)
-        raise forbidden(
-            f"{field} is {claimed} but the token is for {principal.org}: a call is"
-            " attributed to its token's organisation"
-        )
-    return principal.org
+Attributable = TypeVar("Attributable", HouseholdIn, HouseholdPatch)
 
 
-def _attributed_household(household: HouseholdIn, principal: Principal) -> HouseholdIn:
-    """A registration or update with its `partner_org` checked against the token: a
-    partner's (or Kobo's) registration without one is the caller's."""
-    partner = household.partner_org
-    if partner is None and household.channel not in (Channel.PARTNER, Channel.KOBO):
-        return household
-    partner = attributed(principal, partner, field="partner_org")
-    return household.model_copy(update={"partner_org": partner})
+def _attributed_household(household: Attributable, principal: Principal) -> Attributable:
+    """A registration or update with its organisations checked against the token
+    (aidmesh_runtime.auth.attributed): `assessed_by`, who assessed its needs (and recorded
+    the consents of a registration), is the caller's; so is `partner_org` of a partner's (or
+    Kobo's) one, and a `partner_org` given on another channel must be the caller's too."""
+    update: dict[str, str] = {}
+    if household.partner_org is not None or household.channel in (Channel.PARTNER, Channel.KOBO):
+        update["partner_org"] = attributed(principal, household.partner_org, field="partner_org")
+    update["assessed_by"] = attributed(principal, household.assessed_by, field="assessed_by")
+    return household.model_copy(update=update)
 
 
 # ---- pagination --------------------------------------------------------------------------
@@ -264,13 +258,18 @@ async def read_household(household_id: UUID, runtime: RuntimeDep) -> dict[str, A
         )
     if household is None:
         raise NotFound(f"household {household_id} not found")
-    if household["status"] == HouseholdStatus.ERASED:
+    refuse_if_erased(household_id, household)
+    return household
+
+
+def refuse_if_erased(household_id: UUID, row: Mapping[str, Any]) -> None:
+    """410 Gone, with when and why, for a household that was erased (its row or view)."""
+    if row["status"] == HouseholdStatus.ERASED:
         raise Gone(
-            f"household {household_id} was erased on {household['erased_at'].isoformat()}"
-            f" ({household['erasure_reason']}, requested by {household['erased_by']}):"
+            f"household {household_id} was erased on {row['erased_at'].isoformat()}"
+            f" ({row['erasure_reason']}, requested by {row['erased_by']}):"
             " its personal data no longer exists"
         )
-    return household
 
 
 class UpdateOut(BaseModel):
@@ -292,8 +291,7 @@ async def update_household(
     principal: Writer,
     x_correlation_id: Annotated[UUID | None, Header()] = None,
 ) -> UpdateOut:
-    if patch.partner_org is not None:
-        attributed(principal, patch.partner_org, field="partner_org")
+    patch = _attributed_household(patch, principal)
     async with service.unit_of_work(runtime, correlation_id=x_correlation_id) as unit:
         result = await service.update(unit, household_id, patch)
     return UpdateOut(
@@ -438,13 +436,15 @@ def _consent_change(result: service.ConsentChanged) -> ConsentChangeOut:
     "/households/{household_id}/consents",
     response_model=list[ConsentOut],
     summary="Consent records of a household: who recorded each and when, and withdrawals",
-    responses={404: ERRORS[404]},
+    responses={404: ERRORS[404], 410: ERRORS[410]},
     dependencies=[Reads],
 )
 async def list_consents(household_id: UUID, runtime: RuntimeDep) -> list[ConsentOut]:
     async with runtime.pool.acquire() as conn:
-        if await repository.household_row(conn, household_id) is None:
+        row = await repository.household_row(conn, household_id)
+        if row is None:
             raise NotFound(f"household {household_id} not found")
+        refuse_if_erased(household_id, row)
         records = await repository.consent_records(conn, household_id)
     return [ConsentOut(**r.__dict__, active=r.active) for r in records]
 

@@ -5,15 +5,17 @@ it starts (after its migrations, before its consumer and API), and the import co
 run `seal_plaintext_rows`: households still without a sealed row get their data key,
 their personal data sealed, their blind indexes and blocking keys computed, and their
 plaintext columns cleared; then the intake submissions still holding answers in clear.
-One batch per transaction, rows locked with SKIP LOCKED, so replicas starting together
-share the work and an interruption only leaves the rest for the next start. On a database
-created after 0004 it finds nothing to do.
+
+One runner at a time (an advisory lock): a replica starting while another one seals waits
+until it is done, then finds nothing left, so no replica serves while a row is still in
+clear, and the service's readers read sealed rows only. One batch per transaction, so an
+interruption (which releases the lock) only leaves the rest for the next runner. On a
+database created after 0004 it finds nothing to do.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -26,26 +28,25 @@ from .domain import HouseholdStatus
 log = structlog.get_logger(__name__)
 
 BATCH = 500
-
-
-@dataclass(frozen=True)
-class Backfilled:
-    households: int
-    submissions: int
+#: pg_advisory_lock(BACKFILL_LOCK, 0): held by the runner for the whole backfill.
+BACKFILL_LOCK = 21063
 
 
 async def seal_plaintext_rows(
     conn: asyncpg.Connection, vault: Vault, *, now: datetime | None = None, batch: int = BATCH
-) -> Backfilled:
+) -> None:
     at = now or datetime.now(UTC)
-    households = submissions = 0
-    while sealed := await _seal_households(conn, vault, at=at, batch=batch):
-        households += sealed
-        log.info("plaintext_households_sealed", households=households)
-    while sealed := await _seal_submissions(conn, vault, batch=batch):
-        submissions += sealed
-        log.info("plaintext_submissions_sealed", submissions=submissions)
-    return Backfilled(households=households, submissions=submissions)
+    await conn.execute("SELECT pg_advisory_lock($1, 0)", BACKFILL_LOCK)
+    try:
+        households = submissions = 0
+        while sealed := await _seal_households(conn, vault, at=at, batch=batch):
+            households += sealed
+            log.info("plaintext_households_sealed", households=households)
+        while sealed := await _seal_submissions(conn, vault, batch=batch):
+            submissions += sealed
+            log.info("plaintext_submissions_sealed", submissions=submissions)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1, 0)", BACKFILL_LOCK)
 
 
 async def _seal_households(
@@ -56,13 +57,13 @@ async def _seal_households(
             r["household_id"]
             for r in await conn.fetch(
                 "SELECT household_id FROM households WHERE sealed IS NULL AND status <> 'erased'"
-                " ORDER BY household_id LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED",
+                " ORDER BY household_id LIMIT $1 FOR NO KEY UPDATE",
                 batch,
             )
         ]
         if not ids:
             return 0
-        households = await repository.load_households(conn, ids, vault=vault)
+        households = await repository.unsealed_households(conn, ids)
         keys = {}
         for household in households:
             key, wrapped = vault.new_household_key(household.household_id)
@@ -131,10 +132,11 @@ async def _seal_submissions(conn: asyncpg.Connection, vault: Vault, *, batch: in
             " FROM intake_submissions s"
             " LEFT JOIN household_keys k ON k.household_id = s.household_id"
             " WHERE s.answers IS NOT NULL"
-            # Linked to a household not sealed yet (another replica's batch): next round.
+            # Households are sealed first; one without a key (a row that is no household's
+            # any more) has no key to seal with: left as it is, not read by the service.
             " AND (s.household_id IS NULL OR k.household_id IS NOT NULL)"
             " ORDER BY s.partner_org, s.submission_id"
-            " LIMIT $1 FOR UPDATE OF s SKIP LOCKED",
+            " LIMIT $1 FOR UPDATE OF s",
             batch,
         )
         if not rows:

@@ -988,7 +988,9 @@ async def _prepared_chunks(
         now=clock(),
         source=options.source,
         columns=columns,
-        vault=vault,
+        # Caches blind indexes (names and blocks repeat across households): a copy that
+        # goes with this import, never the caller's vault.
+        vault=vault.for_bulk_import(),
     )
     executor: Executor | None = None
     if options.workers > 0:

@@ -26,25 +26,23 @@ Pure: no I/O; the KEK comes from the settings (settings.py).
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import json
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from aidmesh_runtime import keys
+from aidmesh_runtime.keys import KEY_BYTES, KeyConfigError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
-KEK_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 #: First byte of every sealed value: the format, so that it can change without guessing.
 SEALED_V1 = b"\x01"
 #: Bytes of HMAC kept in a blind index (128 bits: no collision in any registry's lifetime).
@@ -61,7 +59,7 @@ _INDEX_INFO = b"aidmesh.registration.blind-index.v1"
 _UNLINKED_INFO = b"aidmesh.registration.unlinked-key.v1"
 
 
-class KekError(ValueError):
+class KekError(KeyConfigError):
     """The key-encryption key is missing or malformed. The message never holds a key."""
 
 
@@ -84,26 +82,12 @@ class KeyDestroyed(Exception):
 
 def new_kek(kek_id: str) -> str:
     """A fresh KEK in the settings format `<kek id>:<base64 of 32 random bytes>`."""
-    if not KEK_ID.fullmatch(kek_id):
-        raise KekError("a KEK id is 1-32 letters, digits, '_' or '-'")
-    return f"{kek_id}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
+    return keys.new_key(kek_id, name="KEK", error=KekError)
 
 
 def parse_kek(text: str, *, default_id: str) -> tuple[str, bytes]:
     """`<kek id>:<base64>`, or the bare base64 of the key (its id is then `default_id`)."""
-    text = text.strip()
-    kek_id, sep, encoded = text.rpartition(":")
-    if not sep:
-        kek_id, encoded = default_id, text
-    if not KEK_ID.fullmatch(kek_id):
-        raise KekError("a KEK id is 1-32 letters, digits, '_' or '-'")
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise KekError(f"KEK {kek_id!r} is not valid base64") from None
-    if len(key) != KEY_BYTES:
-        raise KekError(f"KEK {kek_id!r} must be {KEY_BYTES} bytes (AES-256), base64-encoded")
-    return kek_id, key
+    return keys.parse_key(text, name="KEK", default_id=default_id, error=KekError)
 
 
 def _derive(kek: bytes, info: bytes) -> bytes:
@@ -119,18 +103,16 @@ def _part(part: bytes) -> bytes:
     return len(part).to_bytes(2, "big") + part
 
 
-#: Fields' encoded parts of associated data (a handful of names, used millions of times).
-_FIELD_PARTS: dict[str, bytes] = {}
+#: What a household's and a member's row seal (repository.py); their parts of the associated
+#: data are encoded once, as they are used millions of times by a bulk import.
+HOUSEHOLD_FIELD = "household"
+MEMBER_FIELD = "member"
+_FIELD_PARTS = {name: _part(name.encode()) for name in (HOUSEHOLD_FIELD, MEMBER_FIELD)}
 _NO_ROW = _part(b"")
 
 
 def _field_part(field_name: str) -> bytes:
-    found = _FIELD_PARTS.get(field_name)
-    if found is None:
-        found = _part(field_name.encode())
-        if len(_FIELD_PARTS) < 64:  # the column names; intake fields are one-offs
-            _FIELD_PARTS[field_name] = found
-    return found
+    return _FIELD_PARTS.get(field_name) or _part(field_name.encode())
 
 
 # ---- household keys ------------------------------------------------------------------------
@@ -192,10 +174,14 @@ class Vault:
 
     kek_id: str
     kek: bytes = field(repr=False)
+    #: Remember the blind indexes computed, by value: personal data in clear in memory, so
+    #: only for the short-lived copy a bulk import works with (`for_bulk_import`), never
+    #: for the service's vault, which lives as long as its process.
+    cache_indexes: bool = False
     _kek_aead: AESGCM = field(init=False, repr=False, compare=False)
     _index_key: bytes = field(init=False, repr=False, compare=False)
     _unlinked_aead: AESGCM = field(init=False, repr=False, compare=False)
-    _index_cache: dict[str, dict[str, str]] = field(init=False, repr=False, compare=False)
+    _index_cache: dict[str, dict[str, str]] | None = field(init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, text: str, *, default_id: str = "kek1") -> Vault:
@@ -210,29 +196,32 @@ class Vault:
             "_kek_aead": AESGCM(self.kek),
             "_index_key": _derive(self.kek, _INDEX_INFO),
             "_unlinked_aead": AESGCM(_derive(self.kek, _UNLINKED_INFO)),
-            "_index_cache": {},
+            "_index_cache": {} if self.cache_indexes else None,
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
-    # Pickled (to bulk import workers) as the KEK alone; the rest is derived again.
+    def for_bulk_import(self) -> Vault:
+        """A copy that caches blind indexes (a bulk import sees the same names and blocks
+        again and again), for one import only: dropped with it, cache and all."""
+        return Vault(kek_id=self.kek_id, kek=self.kek, cache_indexes=True)
+
+    # Pickled (to bulk import workers) as the KEK alone (and whether to cache, not the
+    # cache); the rest is derived again.
     def __getstate__(self) -> dict[str, Any]:
-        return {"kek_id": self.kek_id, "kek": self.kek}
+        return {"kek_id": self.kek_id, "kek": self.kek, "cache_indexes": self.cache_indexes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        object.__setattr__(self, "kek_id", state["kek_id"])
-        object.__setattr__(self, "kek", state["kek"])
+        for name in ("kek_id", "kek", "cache_indexes"):
+            object.__setattr__(self, name, state[name])
         self.__post_init__()
 
     # -- household keys
 
-    def new_household_key(
-        self, household_id: UUID, *, dek: bytes | None = None
-    ) -> tuple[HouseholdKey, bytes]:
+    def new_household_key(self, household_id: UUID) -> tuple[HouseholdKey, bytes]:
         """A fresh data key for a new household, and its wrapped form (what is stored)."""
         fresh = os.urandom(KEY_BYTES + NONCE_BYTES)
-        dek = fresh[:KEY_BYTES] if dek is None else dek
-        nonce = fresh[KEY_BYTES:]
+        dek, nonce = fresh[:KEY_BYTES], fresh[KEY_BYTES:]
         wrapped = nonce + self._kek_aead.encrypt(nonce, dek, self._wrap_aad(household_id))
         return HouseholdKey(household_id, dek), wrapped
 
@@ -269,29 +258,33 @@ class Vault:
 
     def indexes(self, kind: str, values: Iterable[str]) -> list[str]:
         """Blind indexes of several values of one kind, sorted and without repeats (as
-        stored). Cached: a bulk import sees the same names and blocks again and again."""
-        cache = self._index_cache.get(kind)
-        if cache is None:
-            cache = self._index_cache[kind] = {}
+        stored)."""
         prefix = f"{kind}\x1f"
+        if self._index_cache is None:
+            return sorted({self._blind_index(prefix, value) for value in values})
+        cache = self._index_cache.setdefault(kind, {})
         found = set()
         for value in values:
             index = cache.get(value)
             if index is None:
-                digest = hmac.digest(self._index_key, (prefix + value).encode(), "sha256")
-                index = base64.urlsafe_b64encode(digest[:INDEX_BYTES]).decode().rstrip("=")
+                index = self._blind_index(prefix, value)
                 if len(cache) > 1 << 17:
                     cache.clear()
                 cache[value] = index
             found.add(index)
         return sorted(found)
 
+    def _blind_index(self, prefix: str, value: str) -> str:
+        digest = hmac.digest(self._index_key, (prefix + value).encode(), "sha256")
+        return base64.urlsafe_b64encode(digest[:INDEX_BYTES]).decode().rstrip("=")
+
     # -- what belongs to no household (yet)
 
     def seal_unlinked(self, scope: str, value: Any) -> bytes:
-        """Seal a value that has no household (yet): an intake submission not mapped to
-        one. Its key is derived from the KEK; once the submission is linked to a
-        household, it is sealed again with that household's key."""
+        """Seal a value that has no household: the answers of an intake submission that
+        concerns none (rejected, and not an edit of a known household's). Its key is
+        derived from the KEK; mapped later (retried), the answers are sealed with the key
+        of the household they registered."""
         plaintext = _JSON.encode(value).encode()
         nonce = os.urandom(NONCE_BYTES)
         return (

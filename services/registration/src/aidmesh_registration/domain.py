@@ -476,7 +476,11 @@ class HouseholdIn(Input):
     )
     consents: set[ConsentPurpose] = Field(min_length=1)
     needs: list[NeedIn] = []
-    assessed_by: OrgCode | None = None
+    assessed_by: OrgCode | None = Field(
+        default=None,
+        description="Who assessed the needs and recorded the consents. Left out: the caller's"
+        " organisation (the token's `org`); another one is refused (403).",
+    )
 
     # Field validators (not one model validator) so that a refusal names its field.
     @field_validator("members")
@@ -538,7 +542,11 @@ class HouseholdPatch(Input):
 
     channel: Channel = Field(default=Channel.FIELD_OFFICE, description="How the change came in.")
     partner_org: OrgCode | None = None
-    assessed_by: OrgCode | None = None
+    assessed_by: OrgCode | None = Field(
+        default=None,
+        description="Who assessed the needs given. Left out: the caller's organisation (the"
+        " token's `org`); another one is refused (403).",
+    )
     location: LocationIn | None = None
     displacement_status: DisplacementStatus | None = None
     address: Address | None = None

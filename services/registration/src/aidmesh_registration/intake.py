@@ -7,8 +7,10 @@ Both ways go through `take_in`, which
   without personal data, listed by `GET /intake/submissions?status=rejected`, and can be
   re-mapped (`POST .../retry`, or resent with the same id) once fixed;
 - applies an edit (`replaces`: Kobo's `meta/deprecatedID`) to the household the original
-  submission registered, instead of registering it again; an original that arrives after
-  its edit is `superseded`.
+  submission registered, instead of registering it again (an edit that cannot be mapped
+  stays linked to that household); an original that arrives after its edit is `superseded`;
+- seals the answers once, with the outcome, under the key of the household the submission
+  registered or edits (ADR 0010), so that erasing the household shreds them too.
 
 On the topic, an unmappable submission is kept as `rejected` rather than dead-lettered:
 it holds personal data (the DLQ would copy it into another topic) and it is fixed and
@@ -132,14 +134,13 @@ async def take_in(unit: service.Unit, incoming: Incoming) -> IntakeOutcome:
             replaces=incoming.replaces,
             submitted_at=incoming.submitted_at,
             received_at=unit.now,
-            answers=incoming.answers,
+            answers=None,  # written with the outcome, sealed with the key it calls for
             status="rejected",  # until decided below, in this same transaction
             reasons=[],
             household_id=None,
             processed_at=unit.now,
             attempts=1,
         ),
-        vault=unit.vault,
     )
     if stored is not None and stored.status != "rejected":
         log.info(
@@ -195,7 +196,7 @@ async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> In
         keep_answers: bool = True,
     ) -> IntakeOutcome:
         reasons_json = [r.as_json() for r in reasons]
-        # Sealed again for the outcome: with the key of the household it registered or
+        # Sealed once, for the outcome: with the key of the household it registered or
         # edited, so that erasing the household shreds the submission too.
         sealed = (
             repository.seal_answers(
@@ -228,6 +229,16 @@ async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> In
             events=list(unit.events),
         )
 
+    # An edit concerns the household its original registered, mappable or not.
+    try:
+        target = (
+            await _household_of(unit, incoming.partner_org, incoming.replaces)
+            if incoming.replaces
+            else None
+        )
+    except Gone:
+        return await _for_erased(incoming, outcome)
+
     try:
         household_in = map_submission(incoming)
     except Unmappable as exc:
@@ -239,33 +250,29 @@ async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> In
             source=incoming.source.value,
             fields=sorted({r.field for r in exc.reasons}),
         )
-        return await outcome("rejected", None, exc.reasons)
+        # An edit stays linked to its household: its answers are sealed with that
+        # household's key, so erasing the household shreds them too.
+        return await outcome("rejected", target.household_id if target else None, exc.reasons)
 
-    if incoming.replaces:
-        try:
-            target = await _household_of(unit, incoming.partner_org, incoming.replaces)
-        except Gone:
-            return await _for_erased(incoming, outcome)
-        if target is not None:
-            status = await _apply_edit(unit, target, household_in)
-            log.info(
-                "intake_edit_applied",
-                partner_org=incoming.partner_org,
-                submission_id=incoming.submission_id,
-                household_id=str(target.household_id),
-                status=status,
-            )
-            return await outcome(status, target.household_id)
+    if target is not None:
+        status = await _apply_edit(unit, target, household_in)
+        log.info(
+            "intake_edit_applied",
+            partner_org=incoming.partner_org,
+            submission_id=incoming.submission_id,
+            household_id=str(target.household_id),
+            status=status,
+        )
+        return await outcome(status, target.household_id)
 
     later = await repository.replaced_by(unit.conn, incoming.partner_org, incoming.submission_id)
     if later is not None:
         # Its edit came first and registered the household already.
-        household_id = await repository.household_of_submission(
-            unit.conn, incoming.partner_org, later
-        )
-        if household_id is not None and await _erased(unit, household_id):
+        try:
+            edited = await _household_of(unit, incoming.partner_org, later)
+        except Gone:
             return await _for_erased(incoming, outcome)
-        return await outcome("superseded", household_id)
+        return await outcome("superseded", edited.household_id if edited else None)
 
     registered = await service.register(unit, household_in)
     return await outcome("registered", registered.household_id)
@@ -274,7 +281,8 @@ async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> In
 async def _household_of(
     unit: service.Unit, partner_org: str, submission_id: str
 ) -> Household | None:
-    """The household a submission registered (or updated), followed through merges."""
+    """The household a submission registered (or updated), followed through merges; Gone
+    when it was erased."""
     household_id = await repository.household_of_submission(unit.conn, partner_org, submission_id)
     seen: set[UUID] = set()
     while household_id is not None and household_id not in seen:
@@ -284,17 +292,11 @@ async def _household_of(
         )
         if household is None:
             return None
+        service.refuse_if_erased(household)
         if household.status is HouseholdStatus.ACTIVE:
             return household
-        if household.status is HouseholdStatus.ERASED:
-            raise Gone(f"household {household_id} was erased")
         household_id = household.merged_into
     return None
-
-
-async def _erased(unit: service.Unit, household_id: UUID) -> bool:
-    row = await repository.household_row(unit.conn, household_id)
-    return row is not None and row["status"] == HouseholdStatus.ERASED.value
 
 
 async def _for_erased(incoming: Incoming, outcome: Any) -> IntakeOutcome:

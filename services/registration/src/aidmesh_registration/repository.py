@@ -22,7 +22,7 @@ from aidmesh_contracts import (
 )
 from pydantic import TypeAdapter
 
-from .crypto import HouseholdKey, KeyDestroyed, Vault
+from .crypto import HOUSEHOLD_FIELD, MEMBER_FIELD, HouseholdKey, KeyDestroyed, Vault
 from .domain import (
     ConsentRecord,
     CurrentNeed,
@@ -44,11 +44,9 @@ from .domain import (
 # What is personal is sealed with the household's data key (crypto.py): the household's
 # address and phone in households.sealed, each member's names, date of birth and documents
 # in members.sealed (Latin forms are computed from the names when read). What search and
-# dedup compare is stored as blind indexes. Rows written before 0004 keep plaintext columns
-# until backfill.py seals them; the readers below still read those.
-
-HOUSEHOLD_FIELD = "household"
-MEMBER_FIELD = "member"
+# dedup compare is stored as blind indexes. The readers below read sealed rows only: rows
+# written in clear before 0004 are sealed by backfill.py before the service serves
+# (`unsealed_households` reads them for it).
 
 
 def sealed_household(key: HouseholdKey, household: Household) -> bytes:
@@ -299,30 +297,15 @@ async def _assemble(
     readable = [r for r in rows if r["status"] != HouseholdStatus.ERASED.value]
     if not readable:
         return [_household(r, [], {}) for r in rows]
-    ids = [r["household_id"] for r in readable]
     members = await conn.fetch(
         "SELECT * FROM members WHERE household_id = ANY($1::uuid[]) "
         "ORDER BY household_id, position, relation <> 'head', date_of_birth",
-        ids,
+        [r["household_id"] for r in readable],
     )
-    legacy_ids = [r["household_id"] for r in readable if r["sealed"] is None]
-    docs_of: dict[UUID, list[Document]] = {}
-    if legacy_ids:  # written before 0004: documents in the 0002 table, in clear
-        for d in await conn.fetch(
-            "SELECT member_id, kind, number FROM documents WHERE household_id = ANY($1::uuid[])"
-            " ORDER BY member_id, kind, number",
-            legacy_ids,
-        ):
-            docs_of.setdefault(d["member_id"], []).append(
-                Document(DocumentKind(d["kind"]), d["number"])
-            )
     opened: dict[UUID, HouseholdKey] = {}
     personal: dict[UUID, dict[str, Any]] = {}
     for r in readable:
         household_id = r["household_id"]
-        if r["sealed"] is None:
-            personal[household_id] = {"address": r["address"], "phone": r["phone"]}
-            continue
         key = vault.open_household_key(household_id, r["wrapped_key"], kek_id=r["kek_id"])
         opened[household_id] = key
         personal[household_id] = key.open(HOUSEHOLD_FIELD, r["sealed"])
@@ -330,13 +313,9 @@ async def _assemble(
         keys.update(opened)
     members_of: dict[UUID, list[Member]] = {}
     for m in members:
-        key_of_household = opened.get(m["household_id"])
-        member = (
-            _sealed_member(m, key_of_household)
-            if m["sealed"] is not None and key_of_household is not None
-            else _legacy_member(m, docs_of)
+        members_of.setdefault(m["household_id"], []).append(
+            _sealed_member(m, opened[m["household_id"]])
         )
-        members_of.setdefault(m["household_id"], []).append(member)
     return [
         _household(r, members_of.get(r["household_id"], []), personal.get(r["household_id"], {}))
         for r in rows
@@ -356,34 +335,6 @@ def _sealed_member(row: asyncpg.Record, key: HouseholdKey) -> Member:
         documents=tuple(Document(DocumentKind(kind), number) for kind, number in data["documents"]),
         vulnerabilities=frozenset(Vulnerability(v) for v in row["vulnerabilities"]),
         written_name=data["written_name"],
-    )
-
-
-def _legacy_member(row: asyncpg.Record, docs_of: dict[UUID, list[Document]]) -> Member:
-    """A member written before 0004, in clear (until backfill.py seals it)."""
-    documents = docs_of.get(row["member_id"], [])
-    if not documents and row["document_number"]:
-        # A member written before 0002 (or by a writer that left `documents` out).
-        try:
-            documents = [Document(*infer_document(row["document_number"]))]
-        except ValueError:
-            documents = []
-    family, given = row["family_name"], row["given_name"]
-    patronymic = row["patronymic"]
-    if not family or not given:  # written before 0002: only the full name
-        names = split_full_name(row["full_name"])
-        family, given, patronymic = names.family, names.given, names.patronymic
-    return Member(
-        member_id=row["member_id"],
-        family_name=family,
-        given_name=given,
-        patronymic=patronymic,
-        sex=Sex(row["sex"]),
-        date_of_birth=row["date_of_birth"],
-        relation=Relation(row["relation"]),
-        documents=tuple(documents),
-        vulnerabilities=frozenset(Vulnerability(v) for v in row["vulnerabilities"]),
-        written_name=row["full_name"],
     )
 
 
@@ -407,6 +358,73 @@ def _household(row: asyncpg.Record, members: list[Member], personal: dict[str, A
         status=HouseholdStatus(row["status"]),
         merged_into=row["merged_into"],
         version=row["version"],
+    )
+
+
+# ---- rows written in clear before 0004 (backfill.py seals them) ---------------------------
+
+
+async def unsealed_households(
+    conn: asyncpg.Connection, household_ids: Sequence[UUID]
+) -> list[Household]:
+    """Households as written before 0004: personal data in the plaintext columns and the
+    0002 `documents` table. Only the start-up backfill reads these, before the service
+    serves anything."""
+    rows = await conn.fetch(
+        "SELECT * FROM households WHERE household_id = ANY($1::uuid[]) ORDER BY registered_at",
+        list(household_ids),
+    )
+    members = await conn.fetch(
+        "SELECT * FROM members WHERE household_id = ANY($1::uuid[]) "
+        "ORDER BY household_id, position, relation <> 'head', date_of_birth",
+        list(household_ids),
+    )
+    documents: dict[UUID, list[Document]] = {}
+    for d in await conn.fetch(
+        "SELECT member_id, kind, number FROM documents WHERE household_id = ANY($1::uuid[])"
+        " ORDER BY member_id, kind, number",
+        list(household_ids),
+    ):
+        documents.setdefault(d["member_id"], []).append(
+            Document(DocumentKind(d["kind"]), d["number"])
+        )
+    members_of: dict[UUID, list[Member]] = {}
+    for m in members:
+        members_of.setdefault(m["household_id"], []).append(_unsealed_member(m, documents))
+    return [
+        _household(
+            r,
+            members_of.get(r["household_id"], []),
+            {"address": r["address"], "phone": r["phone"]},
+        )
+        for r in rows
+    ]
+
+
+def _unsealed_member(row: asyncpg.Record, documents_of: dict[UUID, list[Document]]) -> Member:
+    documents = documents_of.get(row["member_id"], [])
+    if not documents and row["document_number"]:
+        # A member written before 0002 (or by a writer that left `documents` out).
+        try:
+            documents = [Document(*infer_document(row["document_number"]))]
+        except ValueError:
+            documents = []
+    family, given = row["family_name"], row["given_name"]
+    patronymic = row["patronymic"]
+    if not family or not given:  # written before 0002: only the full name
+        names = split_full_name(row["full_name"])
+        family, given, patronymic = names.family, names.given, names.patronymic
+    return Member(
+        member_id=row["member_id"],
+        family_name=family,
+        given_name=given,
+        patronymic=patronymic,
+        sex=Sex(row["sex"]),
+        date_of_birth=row["date_of_birth"],
+        relation=Relation(row["relation"]),
+        documents=tuple(documents),
+        vulnerabilities=frozenset(Vulnerability(v) for v in row["vulnerabilities"]),
+        written_name=row["full_name"],
     )
 
 
@@ -455,7 +473,8 @@ async def erase(
 ) -> None:
     """Crypto-shredding, in the caller's transaction: destroy the data keys (every sealed
     value of these households becomes unreadable for good, backups included), delete what
-    search and dedup could still match (blind indexes, blocking keys), clear any plaintext
+    search and dedup could still match (blind indexes, blocking keys), delete the answers of
+    submissions of their edit chains that no household's key seals, clear any plaintext
     left from before 0004, end their consents and open suspicions, and mark them erased.
     Ids, P-codes, counts, codes and timestamps stay, so history stays consistent."""
     ids = list(household_ids)
@@ -480,6 +499,7 @@ async def erase(
         " WHERE household_id = ANY($1::uuid[]) AND answers IS NOT NULL",
         ids,
     )
+    await _forget_unlinked_edits(conn, ids)
     await conn.execute(
         "UPDATE consents SET withdrawn_by = $2, withdrawn_at = $3, ended_reason = 'erased'"
         " WHERE household_id = ANY($1::uuid[]) AND withdrawn_at IS NULL",
@@ -504,6 +524,30 @@ async def erase(
         at,
         by,
         reason,
+    )
+
+
+async def _forget_unlinked_edits(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> None:
+    """Submissions in an edit chain (`replaces`, either way) with the submissions of these
+    households but linked to no household themselves, e.g. a rejected edit stored before
+    rejected edits were linked to their household: their answers are these households'
+    personal data under the key for unlinked values, which erasure does not destroy, so
+    they are deleted."""
+    await conn.execute(
+        """WITH RECURSIVE chain (partner_org, submission_id, replaces) AS (
+               SELECT partner_org, submission_id, replaces FROM intake_submissions
+               WHERE household_id = ANY($1::uuid[])
+               UNION
+               SELECT s.partner_org, s.submission_id, s.replaces
+               FROM intake_submissions s JOIN chain c ON s.partner_org = c.partner_org
+                   AND (s.replaces = c.submission_id OR s.submission_id = c.replaces)
+           )
+           UPDATE intake_submissions s SET answers_sealed = NULL, answers = NULL
+           FROM chain c
+           WHERE s.partner_org = c.partner_org AND s.submission_id = c.submission_id
+             AND s.household_id IS NULL
+             AND (s.answers_sealed IS NOT NULL OR s.answers IS NOT NULL)""",
+        list(household_ids),
     )
 
 
@@ -887,11 +931,9 @@ async def search(
     rows = await conn.fetch(
         f"""SELECT h.household_id, h.status, h.merged_into, h.registered_at, h.channel,
                    h.partner_org, h.adm1_pcode, h.adm2_pcode, h.adm3_pcode,
-                   h.displacement_status, h.size, h.sealed, h.address, h.phone,
-                   k.wrapped_key, k.kek_id, head.member_id AS head_member_id,
-                   head.sealed AS head_sealed, head.sex, head.relation, head.vulnerabilities,
-                   head.family_name, head.given_name, head.patronymic, head.full_name,
-                   head.date_of_birth, head.document_number
+                   h.displacement_status, h.size, h.sealed, k.wrapped_key, k.kek_id,
+                   head.member_id AS head_member_id, head.sealed AS head_sealed, head.sex,
+                   head.relation, head.vulnerabilities
             FROM households h
             LEFT JOIN household_keys k ON k.household_id = h.household_id
             LEFT JOIN LATERAL (SELECT * FROM members m WHERE m.household_id = h.household_id
@@ -923,19 +965,9 @@ async def search(
 
 def _summary(row: asyncpg.Record, vault: Vault) -> dict[str, Any]:
     found = {k: row[k] for k in _SUMMARY_COLUMNS}
-    head_row = _HeadRow(row)
-    head: Member | None = None
-    if row["sealed"] is None:  # written before 0004 (until backfill.py seals it)
-        found["phone"] = row["phone"]
-        if row["head_member_id"] is not None:
-            head = _legacy_member(head_row, {})
-    else:
-        key = vault.open_household_key(
-            row["household_id"], row["wrapped_key"], kek_id=row["kek_id"]
-        )
-        found["phone"] = key.open(HOUSEHOLD_FIELD, row["sealed"])["phone"]
-        if row["head_sealed"] is not None:
-            head = _sealed_member(head_row, key)
+    key = vault.open_household_key(row["household_id"], row["wrapped_key"], kek_id=row["kek_id"])
+    found["phone"] = key.open(HOUSEHOLD_FIELD, row["sealed"])["phone"]
+    head = _sealed_member(_HeadRow(row), key) if row["head_member_id"] is not None else None
     names = _names_view(head) if head else dict.fromkeys(_NAME_FIELDS)
     found["head"] = {"member_id": row["head_member_id"], **names}
     return found
@@ -972,20 +1004,9 @@ class _HeadRow(dict[str, Any]):
         super().__init__(
             member_id=row["head_member_id"],
             sealed=row["head_sealed"],
-            **{
-                k: row[k]
-                for k in (
-                    "sex",
-                    "relation",
-                    "vulnerabilities",
-                    "family_name",
-                    "given_name",
-                    "patronymic",
-                    "full_name",
-                    "date_of_birth",
-                    "document_number",
-                )
-            },
+            sex=row["sex"],
+            relation=row["relation"],
+            vulnerabilities=row["vulnerabilities"],
         )
 
 
@@ -1033,8 +1054,6 @@ def seal_answers(
 
 
 def _answers(row: asyncpg.Record, vault: Vault) -> dict[str, Any] | None:
-    if row["answers"] is not None:  # written before 0004 (until backfill.py seals it)
-        return json.loads(row["answers"])  # type: ignore[no-any-return]
     if row["answers_sealed"] is None:
         return None
     field_name = answers_field(row["partner_org"], row["submission_id"])
@@ -1068,19 +1087,19 @@ def _submission(row: asyncpg.Record, vault: Vault | None) -> Submission:
     )
 
 
-async def claim_submission(
-    conn: asyncpg.Connection, s: Submission, *, vault: Vault
-) -> Submission | None:
-    """Insert a submission seen for the first time (None), or lock and return the stored one.
+async def claim_submission(conn: asyncpg.Connection, s: Submission) -> Submission | None:
+    """Insert a submission seen for the first time (None), or lock and return the stored one
+    (without its answers: what was decided about it is enough to know what to do).
 
     The insert takes the key's lock until commit, so the same submission sent twice at once
-    is handled once: the second waits, then finds the first. Its answers are sealed with
-    the key for unlinked values until the outcome links it to a household."""
+    is handled once: the second waits, then finds the first. The answers are written by
+    `record_outcome`, in the same transaction, sealed once with the key the outcome calls
+    for."""
     inserted = await conn.fetchval(
         """INSERT INTO intake_submissions (partner_org, submission_id, source, format, form_id,
-               replaces, submitted_at, received_at, answers_sealed, status, reasons,
-               household_id, processed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, NULL, $12)
+               replaces, submitted_at, received_at, status, reasons, household_id,
+               processed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, NULL, $11)
            ON CONFLICT (partner_org, submission_id) DO NOTHING RETURNING 1""",
         s.partner_org,
         s.submission_id,
@@ -1090,20 +1109,18 @@ async def claim_submission(
         s.replaces,
         s.submitted_at,
         s.received_at,
-        seal_answers(
-            vault,
-            None,
-            partner_org=s.partner_org,
-            submission_id=s.submission_id,
-            answers=s.answers or {},
-        ),
         s.status,
         json.dumps(s.reasons),
         s.processed_at,
     )
     if inserted:
         return None
-    return await get_submission(conn, s.partner_org, s.submission_id, vault=vault, for_update=True)
+    row = await conn.fetchrow(
+        "SELECT * FROM intake_submissions WHERE partner_org = $1 AND submission_id = $2 FOR UPDATE",
+        s.partner_org,
+        s.submission_id,
+    )
+    return _submission(row, None)
 
 
 _SUBMISSION_ROWS = (
@@ -1142,7 +1159,7 @@ async def record_outcome(
     answers_sealed: bytes | None,
     retry: bool = False,
 ) -> None:
-    """The outcome, with the answers sealed again for it (`seal_answers` with the key of
+    """The outcome, with the answers sealed for it (`seal_answers` with the key of
     `household_id`), or None: not kept."""
     await conn.execute(
         """UPDATE intake_submissions SET status = $3, reasons = $4::jsonb, household_id = $5,

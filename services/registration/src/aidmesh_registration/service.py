@@ -172,6 +172,8 @@ async def register(unit: Unit, household_in: HouseholdIn) -> Registered:
         screening=screening_of(household, today=unit.now.date()),
         correlation_id=registered.correlationid,
     )
+    # Over HTTP both are the caller's token's org (api._attributed_household); from intake,
+    # the submitting partner's.
     recorded_by = household_in.partner_org or household_in.assessed_by or unit.default_assessor
     await repository.insert_consents(
         unit.conn,
@@ -303,12 +305,17 @@ async def active_household(unit: Unit, household_id: UUID) -> Household:
 
 
 def refuse_unless_active(household: Household) -> None:
-    if household.status is HouseholdStatus.ERASED:
-        raise Gone(f"household {household.household_id} was erased")
+    """Gone when erased, Conflict when merged: neither can be changed."""
+    refuse_if_erased(household)
     if household.status is HouseholdStatus.MERGED:
         raise Conflict(
-            f"household {household.household_id} was merged into {household.merged_into}"
+            f"household {household.household_id} was already merged into {household.merged_into}"
         )
+
+
+def refuse_if_erased(household: Household) -> None:
+    if household.status is HouseholdStatus.ERASED:
+        raise Gone(f"household {household.household_id} was erased")
 
 
 async def update(
@@ -482,12 +489,7 @@ async def merge(
         household = households.get(household_id)
         if household is None:
             raise NotFound(f"household {household_id} not found")
-        if household.status is HouseholdStatus.ERASED:
-            raise Gone(f"household {household_id} was erased")
-        if household.status is HouseholdStatus.MERGED:
-            raise Conflict(
-                f"household {household_id} was already merged into {household.merged_into}"
-            )
+        refuse_unless_active(household)
     merged, survivor = households[merged_id], households[survivor_id]
 
     merged_event = await unit.emit(

@@ -8,6 +8,7 @@ services with HouseholdErased, which carries nothing personal.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -17,7 +18,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 from aidmesh_registration import repository
-from aidmesh_registration.backfill import seal_plaintext_rows
+from aidmesh_registration.backfill import BACKFILL_LOCK, seal_plaintext_rows
 from aidmesh_registration.crypto import DecryptionFailed, HouseholdKey, KeyDestroyed
 from aidmesh_registration.settings import RegistrationSettings
 from aidmesh_registration.translit import name_key, to_latin
@@ -27,7 +28,7 @@ from aidmesh_runtime.auth import (
     REGISTRATION_READ,
     REGISTRATION_REVIEW,
 )
-from aidmesh_runtime.testing import EventLog, auth_headers
+from aidmesh_runtime.testing import Database, EventLog, auth_headers, database_dsn
 from httpx import AsyncClient
 
 pytestmark = pytest.mark.integration
@@ -389,6 +390,98 @@ async def test_a_kobo_edit_of_an_erased_household_is_rejected_and_its_answers_no
     assert read.status_code == 200 and read.json()["answers"] is None  # shredded with it
 
 
+async def test_an_erased_households_consent_records_answer_gone(
+    registration: AsyncClient, body: Body
+) -> None:
+    household_id = await register(registration, body())
+    assert (await registration.get(f"/households/{household_id}/consents")).status_code == 200
+    await registration.post(f"/households/{household_id}/erasure", json=ERASURE, headers=DPO)
+
+    response = await registration.get(f"/households/{household_id}/consents")
+
+    assert response.status_code == 410
+    assert (
+        "erased" in response.json()["detail"]
+        and "data_subject_request" in response.json()["detail"]
+    )
+
+
+async def test_a_rejected_kobo_edit_is_erased_with_the_household_it_edits(
+    registration: AsyncClient,
+    database: asyncpg.Connection,
+    kobo: Callable[..., dict[str, Any]],
+    names: Callable[[], str],
+) -> None:
+    nrc = auth_headers(REGISTRATION_INTAKE, org="NRC")
+    original = kobo(**{"head/family_name": names()})
+    created = await registration.post("/intake/kobo", json=original, headers=nrc)
+    household_id = created.json()["household_id"]
+    unmappable_edit = original | {
+        "meta/instanceID": original["meta/instanceID"] + "-edit",
+        "meta/deprecatedID": original["meta/instanceID"],
+        "head/dob": "2091-02-30",
+    }
+    rejected = await registration.post("/intake/kobo", json=unmappable_edit, headers=nrc)
+    assert rejected.status_code == 422, rejected.text
+    path = f"/intake/submissions/NRC/{unmappable_edit['meta/instanceID']}"
+    kept = (await registration.get(path)).json()
+    assert kept["answers"]["head/family_name"] == original["head/family_name"]
+    assert kept["household_id"] == household_id  # the household it concerns
+
+    await registration.post(f"/households/{household_id}/erasure", json=ERASURE, headers=DPO)
+
+    read = await registration.get(path)
+    assert read.status_code == 200 and read.json()["answers"] is None
+    stored = await raw_rows(database, household_id)
+    assert original["head/family_name"] not in stored
+
+
+async def test_erasure_deletes_the_answers_of_an_edit_linked_to_no_household(
+    registration: AsyncClient,
+    database: asyncpg.Connection,
+    settings: RegistrationSettings,
+    kobo: Callable[..., dict[str, Any]],
+    names: Callable[[], str],
+) -> None:
+    # A rejected edit as stored before rejected edits were linked to their household:
+    # sealed with the key for unlinked values, which erasure does not destroy.
+    nrc = auth_headers(REGISTRATION_INTAKE, org="NRC")
+    original = kobo(**{"head/family_name": names()})
+    created = await registration.post("/intake/kobo", json=original, headers=nrc)
+    household_id = created.json()["household_id"]
+    edit_id, edit_of_edit_id = (
+        f"{original['meta/instanceID']}-e1",
+        f"{original['meta/instanceID']}-e2",
+    )
+    for submission_id, replaces in (
+        (edit_id, original["meta/instanceID"]),
+        (edit_of_edit_id, edit_id),
+    ):
+        await database.execute(
+            """INSERT INTO intake_submissions (partner_org, submission_id, source, format,
+                   replaces, received_at, answers_sealed, status, processed_at)
+               VALUES ('NRC', $1, 'kobo', 'kobo_json', $2, now(), $3, 'rejected', now())""",
+            submission_id,
+            replaces,
+            settings.vault().seal_unlinked(
+                repository.answers_field("NRC", submission_id), original
+            ),
+        )
+    read = await registration.get(f"/intake/submissions/NRC/{edit_of_edit_id}")
+    assert read.json()["answers"]["head/family_name"] == original["head/family_name"]
+
+    await registration.post(f"/households/{household_id}/erasure", json=ERASURE, headers=DPO)
+
+    rows = await database.fetch(
+        "SELECT submission_id, answers, answers_sealed FROM intake_submissions"
+        " WHERE submission_id = ANY($1::text[])",
+        [edit_id, edit_of_edit_id],
+    )
+    assert [(r["answers"], r["answers_sealed"]) for r in rows] == [(None, None)] * 2
+    read = await registration.get(f"/intake/submissions/NRC/{edit_of_edit_id}")
+    assert read.status_code == 200 and read.json()["answers"] is None
+
+
 # ---- rows written before encryption ---------------------------------------------------------
 
 
@@ -425,9 +518,11 @@ async def test_a_household_written_in_clear_before_0004_is_sealed_by_the_start_u
         hid,
     )
 
-    done = await seal_plaintext_rows(database, settings.vault())
+    await seal_plaintext_rows(database, settings.vault())
 
-    assert done.households >= 1
+    assert await database.fetchval(
+        "SELECT sealed IS NOT NULL FROM households WHERE household_id = $1", hid
+    )
     stored = await raw_rows(database, str(hid))
     for value in (
         family,
@@ -447,3 +542,29 @@ async def test_a_household_written_in_clear_before_0004_is_sealed_by_the_start_u
     assert str(hid) in await search_ids(registration, name=family)
     assert str(hid) in await search_ids(registration, document="КМ112233")
     assert str(hid) in await search_ids(registration, phone="+380679990011")
+
+
+async def test_a_replica_starting_while_another_seals_waits_until_it_is_done(
+    database: asyncpg.Connection, settings: RegistrationSettings
+) -> None:
+    # Another replica is sealing: it holds the backfill's lock, on its own connection.
+    sealing = await asyncpg.connect(database_dsn(settings.database))
+    starting = await asyncpg.connect(database_dsn(settings.database))
+    try:
+        await sealing.execute("SELECT pg_advisory_lock($1, 0)", BACKFILL_LOCK)
+        started = asyncio.create_task(seal_plaintext_rows(starting, settings.vault()))
+        try:
+            await Database(database).eventually(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1"
+                " AND objid = 0 AND objsubid = 2 AND NOT granted",
+                BACKFILL_LOCK,
+                what="the starting replica to wait for the backfill's lock",
+            )
+            assert not started.done()  # it waits: it does not serve rows still in clear
+            await sealing.execute("SELECT pg_advisory_unlock($1, 0)", BACKFILL_LOCK)
+            await asyncio.wait_for(started, timeout=60)
+        finally:
+            started.cancel()
+    finally:
+        await sealing.close()
+        await starting.close()

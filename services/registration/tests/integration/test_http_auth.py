@@ -11,17 +11,13 @@ from typing import Any
 import asyncpg
 import pytest
 from aidmesh_runtime.auth import REGISTRATION_INTAKE, REGISTRATION_READ, REGISTRATION_WRITE
-from aidmesh_runtime.testing import auth_headers, send_without_token, session_token
+from aidmesh_runtime.testing import auth_headers, bearer, send_without_token, session_token
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from httpx import AsyncClient
 
 pytestmark = pytest.mark.integration
 
 Body = Callable[..., dict[str, Any]]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def registered(client: AsyncClient, body: dict[str, Any]) -> str:
@@ -114,3 +110,47 @@ async def test_a_registration_in_another_organisations_name_is_refused_and_nothi
         },
     )
     assert await database.fetchval("SELECT count(*) FROM households") == before
+
+
+async def test_a_field_office_registration_s_consents_and_needs_are_recorded_by_the_token_s_org(
+    registration: AsyncClient, body: Body
+) -> None:
+    office = auth_headers(REGISTRATION_READ, REGISTRATION_WRITE, org="IOM-KH", sub="user:kh-17")
+    submitted = body()
+    del submitted["partner_org"]  # IOM's own field office: no partner
+
+    response = await registration.post("/households", json=submitted, headers=office)
+
+    assert response.status_code == 201, response.text
+    household = f"/households/{response.json()['household_id']}"
+    consents = (await registration.get(household + "/consents", headers=office)).json()
+    assert sorted((c["purpose"], c["recorded_by"]) for c in consents) == [
+        ("data_sharing", "IOM-KH"),
+        ("registration", "IOM-KH"),
+    ]
+    needs = (await registration.get(household, headers=office)).json()["needs"]
+    assert [(n["sector"], n["assessed_by"]) for n in needs] == [("shelter", "IOM-KH")]
+
+
+async def test_needs_assessed_in_another_organisation_s_name_are_refused_and_nothing_stored(
+    registration: AsyncClient, database: asyncpg.Connection, body: Body
+) -> None:
+    before = await database.fetchval("SELECT count(*) FROM households")
+    refusal = {
+        "detail": "assessed_by is NRC but the token is for DRC: a call is attributed to its"
+        " token's organisation"
+    }
+
+    registering = await registration.post("/households", json=body(assessed_by="NRC"))
+    after = await database.fetchval("SELECT count(*) FROM households")
+    household_id = await registered(registration, body())
+    updating = await registration.patch(
+        f"/households/{household_id}",
+        json={"needs": [{"sector": "protection", "severity": 4}], "assessed_by": "NRC"},
+    )
+
+    assert (registering.status_code, registering.json()) == (403, refusal)
+    assert after == before
+    assert (updating.status_code, updating.json()) == (403, refusal)
+    needs = (await registration.get(f"/households/{household_id}")).json()["needs"]
+    assert [(n["sector"], n["assessed_by"]) for n in needs] == [("shelter", "DRC")]

@@ -124,6 +124,29 @@ def test_the_vault_crosses_to_worker_processes_and_works_the_same(vault: Vault) 
     assert "kek" not in repr(vault).replace("kek_id", "")  # the key is never printed
 
 
+def test_the_services_vault_keeps_no_value_it_indexed_in_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIDMESH_REGISTRATION_KEK", new_kek("test"))
+    vault = RegistrationSettings().vault()
+
+    vault.indexes("name", ["kovalenko"])
+    vault.index("phone", "+380501234567")
+
+    held = repr({name: getattr(vault, name) for name in vault.__dataclass_fields__})
+    assert "kovalenko" not in held and "+380501234567" not in held
+
+
+def test_a_bulk_imports_vault_caches_indexes_in_a_copy_of_its_own(vault: Vault) -> None:
+    importing = vault.for_bulk_import()
+    in_worker = pickle.loads(pickle.dumps(importing))
+
+    assert importing.index("name", "kovalenko") == vault.index("name", "kovalenko")
+    assert in_worker.indexes("name", ["b", "a"]) == vault.indexes("name", ["a", "b"])
+    assert in_worker.cache_indexes and not vault.cache_indexes
+    assert importing.kek == vault.kek
+
+
 def test_a_kek_is_read_with_or_without_its_id() -> None:
     raw = base64.b64encode(bytes(32)).decode()
 
