@@ -177,7 +177,8 @@ def _start_service(kek: str) -> subprocess.Popen[bytes]:
         "AIDMESH_AUTH_PUBLIC_KEYS": session_public_keys(),
         "AIDMESH_REGISTRATION_DB_NAME": DATABASE,
         "AIDMESH_REGISTRATION_HTTP_PORT": str(HTTP_PORT),
-        "AIDMESH_REGISTRATION_CONSUMER_GROUP": f"bench-registration-{uuid4().hex[:8]}",
+        # Under the group prefix its Kafka principal is granted (ADR 0011).
+        "AIDMESH_REGISTRATION_CONSUMER_GROUP": f"aidmesh-registration-bench-{uuid4().hex[:8]}",
         "AIDMESH_REGISTRATION_CONSUMER_OFFSET_RESET": "latest",
         "AIDMESH_REGISTRATION_LOG_LEVEL": "WARNING",
         # Spans are still made; exporting 2 million of them to Jaeger is not what we measure.
