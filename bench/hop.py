@@ -7,10 +7,13 @@ six partitions):
 - consume: a consumer reading them back with getmany;
 - relay: consume-then-produce (each record to the need topic), offsets committed per batch.
 
-One AidMesh hop: the runtime's inbox consumer (a transaction per event with the inbox row),
+One AidMesh hop: the runtime's inbox consumer (a transaction per batch with the inbox rows),
 a handler that publishes one NeedAssessed through the outbox, and the outbox relay that
-publishes it. Events per second from the first input produced to the last output on Kafka,
-and its ratio to the raw relay's (target 0.5 or more).
+publishes it. Like the raw relay, it relays a backlog already on the topic (its consumer
+group starts where the backlog does): events per second from the service being ready to
+the last output acknowledged by Kafka, and its ratio to the raw relay's (target 0.5 or
+more). Before 2026-12-07 the backlog was produced while the hop ran, by this same process:
+the hop then shared its event loop with the producer, which the raw relay did not.
 
 Settings: BENCH_EVENTS (20000). Needs the local Kafka and PostgreSQL and no other consumer
 of the household topic doing work (make bench stops the make up services, as make test does).
@@ -240,14 +243,32 @@ async def wait_count(conn: asyncpg.Connection, query: str, n: int) -> float:
 SENT = "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
 
 
+async def start_group_at(group: str, start: dict[TopicPartition, int]) -> None:
+    """Commit `group`'s positions at `start`, so a service joining it reads from there."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA, **operator_auth(), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(start))
+        await consumer.commit(start)
+    finally:
+        await consumer.stop()
+
+
 async def aidmesh_hop(
     batch: list[Any], producer: AIOKafkaProducer, *, trace_sample_ratio: float = 1.0
 ) -> dict[str, float]:
-    """The runtime's consumer → handler publishing via the outbox → relay → Kafka."""
-    settings = bench_settings(group=unique("bench-hop"), trace_sample_ratio=trace_sample_ratio)
+    """The runtime's consumer → handler publishing via the outbox → relay → Kafka, relaying
+    a backlog already on the topic, as the raw relay does: from the moment the service is
+    ready (partitions assigned) to the last outbox row acknowledged by Kafka."""
+    group = unique("bench-hop")
+    start = await end_offsets(HOUSEHOLD)
+    produce_s = await produce_all(producer, HOUSEHOLD, batch)
+    await start_group_at(group, start)
+    settings = bench_settings(group=group, trace_sample_ratio=trace_sample_ratio)
     async with hop_service(settings) as conn:
         started = time.perf_counter()
-        produce_s = await produce_all(producer, HOUSEHOLD, batch)
         total = await wait_count(conn, SENT, len(batch)) - started
     return {"seconds": total, "produce_seconds": produce_s}
 

@@ -21,6 +21,7 @@ skipped; records already dead-lettered in an earlier attempt are not sent again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -140,10 +141,9 @@ class EventConsumer:
         if not records:
             return
         results = await self.process_batch(records)
-        for record, (outcome, seconds) in zip(records, results, strict=True):
-            self.outcomes[outcome] += 1
-            if self._metrics is not None:
-                self._metrics.consumed(record, outcome=outcome, seconds=seconds)
+        self.outcomes.update(outcome for outcome, _ in results)
+        if self._metrics is not None:
+            self._metrics.consumed_batch(records, results)
         try:
             await message.ack()  # commits the positions: just past this batch
         except KafkaError as exc:
@@ -209,6 +209,7 @@ class EventConsumer:
             if item.outcome != "dead_lettered":
                 item.outcome = None
         outbox = _BatchOutbox(self._outbox)
+        log_handled = _logs_info()  # a line per handled record only at INFO or below
         async with self._pool.acquire() as conn, conn.transaction():
             await self._claim(conn, items)
             for item in items:
@@ -216,33 +217,28 @@ class EventConsumer:
                     continue
                 started = time.perf_counter()
                 with consuming(self._tracer, item.record, group=self._group_id) as span:
-                    item.outcome = await self._process_one(conn, item, outbox)
+                    item.outcome = await self._process_one(
+                        conn, item, outbox, log_handled=log_handled
+                    )
                     note_outcome(span, item.outcome)
                 item.seconds = time.perf_counter() - started
             await outbox.flush(conn)
 
     async def _process_one(
-        self, conn: asyncpg.Connection, item: _Item, outbox: _BatchOutbox
+        self, conn: asyncpg.Connection, item: _Item, outbox: _BatchOutbox, *, log_handled: bool
     ) -> str:
         record = item.record
-        bound = log.bind(topic=record.topic, partition=record.partition, offset=record.offset)
         if item.error is not None:  # nothing written for it: the batch goes on
-            await self._dead_letter(record, reason=str(item.error), exc=item.error, log=bound)
+            await self._dead_letter(record, reason=str(item.error), exc=item.error, log=item.log())
             return "dead_lettered"
         envelope, event = item.envelope, item.event
         assert envelope is not None and event is not None
-        bound = bound.bind(
-            event_id=str(envelope.id),
-            event_type=envelope.type,
-            household_id=envelope.subject,
-            correlation_id=str(envelope.correlationid),
-        )
         describe_event(trace.get_current_span(), envelope)
         handler = self._handlers.get(type(event))
         if handler is None:
             return "ignored"
         if not item.first_time:
-            bound.info("event_duplicate_skipped")
+            item.log().info("event_duplicate_skipped")
             return "duplicate"
         try:
             await self._run_handler(conn, envelope, event, handler, outbox)
@@ -251,12 +247,13 @@ class EventConsumer:
         except Exception as exc:
             if is_transient(exc):
                 raise
-            bound.exception("handler_failed")
+            item.log().exception("handler_failed")
             reason, failure = f"handler failed: {exc!r}", exc
         else:
-            bound.info("event_handled")
+            if log_handled:
+                item.log().info("event_handled")
             return "handled"
-        await self._dead_letter(record, reason=reason, exc=failure, log=bound)
+        await self._dead_letter(record, reason=reason, exc=failure, log=item.log())
         item.outcome = "dead_lettered"
         note_outcome(trace.get_current_span(), item.outcome)
         item.seconds = 0.0
@@ -386,12 +383,31 @@ class _Item:
     seconds: float = 0.0
     first_time: bool = False  # its inbox row was inserted by this attempt
 
+    def log(self) -> Any:
+        """A logger naming this record and its event (made when a line is written: binding
+        it for every record would cost more than the lines, which are few)."""
+        record, envelope = self.record, self.envelope
+        bound = log.bind(topic=record.topic, partition=record.partition, offset=record.offset)
+        if envelope is None:
+            return bound
+        return bound.bind(
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+            household_id=envelope.subject,
+            correlation_id=str(envelope.correlationid),
+        )
+
     def decode(self) -> None:
         try:
             self.envelope = Envelope.from_headers(self.record.headers or ())
             self.event = decode(self.envelope, self.record.value)
         except (EnvelopeError, PayloadError) as exc:
             self.error = exc
+
+
+def _logs_info() -> bool:
+    """Whether an INFO line would be written (the level is configured once, at start)."""
+    return bool(log.bind().is_enabled_for(logging.INFO))
 
 
 async def _raw_body(message: KafkaStreamMessage) -> Any:

@@ -121,19 +121,33 @@ class ServiceMetrics:
 
     def consumed(self, record: ConsumerRecord, *, outcome: str, seconds: float) -> None:
         """One record reached its end state (consumer.py)."""
-        event_type = _event_type(
-            value for name, value in (record.headers or ()) if name == "ce_type"
-        )
-        self.events_consumed.labels(self.service, record.topic, event_type, outcome).inc()
-        self.handling_seconds.labels(self.service, event_type, outcome).observe(seconds)
-        if outcome == "dead_lettered":
-            self.events_dead_lettered.labels(self.service, record.topic, event_type).inc()
+        self.consumed_batch([record], [(outcome, seconds)])
+
+    def consumed_batch(
+        self, records: Sequence[ConsumerRecord], results: Sequence[tuple[str, float]]
+    ) -> None:
+        """A batch's records reached their end states (`consumed` for each, the counters
+        added once per label set)."""
+        counts: Tally[tuple[str, str, str]] = Tally()
+        for record, (outcome, seconds) in zip(records, results, strict=True):
+            event_type = _event_type(
+                value for name, value in (record.headers or ()) if name == "ce_type"
+            )
+            counts[record.topic, event_type, outcome] += 1
+            self.handling_seconds.labels(self.service, event_type, outcome).observe(seconds)
+        for (topic, event_type, outcome), count in counts.items():
+            self.events_consumed.labels(self.service, topic, event_type, outcome).inc(count)
+            if outcome == "dead_lettered":
+                self.events_dead_lettered.labels(self.service, topic, event_type).inc(count)
 
     def published(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Outbox rows (topic, headers as stored) the relay has just published."""
+        """Outbox rows (topic, headers as stored, or already parsed) the relay has just
+        published."""
         tally: Tally[tuple[str, str]] = Tally()
         for row in rows:
-            headers = json.loads(row["headers"])
+            headers = row["headers"]
+            if isinstance(headers, str):
+                headers = json.loads(headers)
             tally[row["topic"], _event_type(v for n, v in headers if n == "ce_type")] += 1
         for (topic, event_type), count in tally.items():
             self.events_produced.labels(self.service, topic, event_type).inc(count)

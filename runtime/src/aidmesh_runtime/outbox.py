@@ -222,15 +222,16 @@ class OutboxRelay:
             # send() queues in call order; the idempotent producer keeps that order per
             # partition even when it retries, so per-key order survives.
             # Each record in a PRODUCER span, child of the context stored with the row.
+            sent = [{"topic": row["topic"], "headers": json.loads(row["headers"])} for row in rows]
             with SendSpans(self._tracer) as spans:
                 futures = [
                     await self._producer.send(
                         row["topic"],
                         value=bytes(row["payload"]),
                         key=row["key"].encode(),
-                        headers=spans.start(row["topic"], row["key"], json.loads(row["headers"])),
+                        headers=spans.start(row["topic"], row["key"], record["headers"]),
                     )
-                    for row in rows
+                    for row, record in zip(rows, sent, strict=True)
                 ]
                 await asyncio.gather(*futures)
             self._crash_point("relay_after_publish")
@@ -240,7 +241,7 @@ class OutboxRelay:
             )
         self.published += len(rows)
         if self._metrics is not None:
-            self._metrics.published(rows)
+            self._metrics.published(sent)
         log.debug("outbox_published", count=len(rows))
         return len(rows)
 

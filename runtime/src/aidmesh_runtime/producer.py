@@ -122,6 +122,9 @@ class RenewingProducer:
     async def _usable(self) -> AIOKafkaProducer:
         """The current producer, or a new one if the current one can never send again.
         Raises (like a failed send) while the broker is unreachable: callers retry."""
+        current = self._producer
+        if current is not None and current is not self._broken and not _sender_died(current):
+            return current  # the usual case: no lock for every record
         async with self._lock:
             assert self._producer is not None, "start() first"
             if self._producer is self._broken or _sender_died(self._producer):

@@ -71,7 +71,7 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         **settings.kafka_connection().aiokafka(),
         client_id=f"aidmesh-{settings.service_name}",
         enable_idempotence=True,  # implies acks=all; no duplicates or reordering on retry
-        linger_ms=5,
+        linger_ms=settings.kafka_linger_ms,
         max_request_size=MAX_DLQ_MESSAGE_BYTES,  # it also sends dead letters
         request_timeout_ms=settings.kafka_request_timeout_ms,
     )

@@ -67,6 +67,10 @@ class ServiceSettings(BaseSettings):
     #: (the relay then re-sends it). A broker outage longer than this used to break the
     #: idempotent producer for good; producer.py now replaces it.
     kafka_request_timeout_ms: int = 30_000
+    #: How long the producer waits for more records before sending a batch. The relay sends
+    #: a whole round of outbox rows back to back, which are batched without waiting, so a
+    #: linger would only add to every event's latency (bench/latency.py).
+    kafka_linger_ms: int = Field(default=0, ge=0)
     #: Admin DSN of the PostgreSQL server; the service's own database is derived from it
     #: unless `db_dsn` is given (as it should be on a real cluster). Both are secrets (they
     #: may hold a password): `AIDMESH_<SERVICE>_DB_DSN_FILE` works too.

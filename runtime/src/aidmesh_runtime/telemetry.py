@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from aidmesh_contracts.envelope import Envelope
+from aidmesh_contracts.envelope import TRACEPARENT_PATTERN, Envelope
 from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -82,6 +82,23 @@ def context_of(traceparent: str | None) -> Context | None:
     return parent if trace.get_current_span(parent).get_span_context().is_valid else None
 
 
+def unsampled(traceparent: str | None) -> bool:
+    """Whether `traceparent` names a flow that its first service chose not to trace (the
+    sampled flag clear). Every later span of that flow would be dropped (ParentBased), so
+    the runtime makes none and passes the context on as it came: the cost of tracing is
+    then paid by the traced flows only."""
+    return (
+        traceparent is not None
+        and len(traceparent) == 55
+        and traceparent[-2:] in _UNSAMPLED_FLAGS
+        and TRACEPARENT_PATTERN.match(traceparent) is not None
+    )
+
+
+#: W3C trace flags with the sampled bit (0x01) clear.
+_UNSAMPLED_FLAGS = frozenset(f"{flags:02x}" for flags in range(0, 256, 2))
+
+
 def _header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
     for key, value in headers or ():
         if key == name and value is not None:
@@ -111,8 +128,11 @@ class SendSpans:
         self, topic: str, key: str, headers: Sequence[Sequence[str]]
     ) -> list[tuple[str, bytes]]:
         """Start the span of one stored record; return its Kafka headers, whose
-        `traceparent` is now the span's own (the stored one is its parent)."""
+        `traceparent` is now the span's own (the stored one is its parent). A flow that is
+        not traced gets no span: its stored context goes on as it is."""
         stored = {name: value for name, value in headers}
+        if unsampled(stored.get(TRACEPARENT)):
+            return [(name, value.encode()) for name, value in headers]
         span = self._tracer.start_span(
             f"send {topic}",
             # No stored context: a trace of its own, never whatever span happens to be current.
@@ -169,8 +189,15 @@ def _traceparent_of(span: Span) -> str | None:
 @contextlib.contextmanager
 def consuming(tracer: Tracer, record: ConsumerRecord, *, group: str) -> Iterator[Span]:
     """The current span while one record is processed: a CONSUMER span whose parent is the
-    record's `traceparent` (the producer's span), so the flow's trace goes on here."""
-    parent = context_of(_header(record.headers, TRACEPARENT)) or Context()
+    record's `traceparent` (the producer's span), so the flow's trace goes on here. A flow
+    that is not traced makes no span: its context becomes current as it came."""
+    traceparent = _header(record.headers, TRACEPARENT)
+    parent = context_of(traceparent) or Context()
+    if unsampled(traceparent):
+        remote = trace.get_current_span(parent)
+        with trace.use_span(remote, end_on_exit=False) as span:
+            yield span
+        return
     with tracer.start_as_current_span(
         f"process {record.topic}",
         context=parent,
@@ -190,6 +217,8 @@ def consuming(tracer: Tracer, record: ConsumerRecord, *, group: str) -> Iterator
 
 def describe_event(span: Span, envelope: Envelope) -> None:
     """Name the event a span is about (its ids and type; never its payload)."""
+    if not span.is_recording():
+        return
     span.set_attributes(
         _without_none(
             {
@@ -214,7 +243,11 @@ def note_outcome(span: Span, outcome: str) -> None:
 
 
 def handling(tracer: Tracer, envelope: Envelope, handler: Any) -> Any:
-    """The current span while a handler runs (inside the consumer's span and transaction)."""
+    """The current span while a handler runs (inside the consumer's span and transaction).
+    Inside a span that is not recorded (a flow not traced) it makes none: it would not be
+    recorded either, and what the handler publishes carries the flow's context anyway."""
+    if not trace.get_current_span().is_recording():
+        return contextlib.nullcontext()
     return tracer.start_as_current_span(
         f"handle {envelope.type}",
         attributes={

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from aidmesh_contracts.envelope import Envelope
 from aidmesh_runtime.logging import add_trace_ids
 from aidmesh_runtime.telemetry import (
     TRACEPARENT,
@@ -14,7 +15,9 @@ from aidmesh_runtime.telemetry import (
     Telemetry,
     consuming,
     current_traceparent,
+    handling,
     tracer_of,
+    unsampled,
 )
 from aiokafka import ConsumerRecord
 from opentelemetry.sdk.trace import ReadableSpan
@@ -214,3 +217,58 @@ def test_by_default_every_flow_is_traced(
         with consuming(telemetry.tracer, record([]), group="g"):
             pass
     assert len(exporter.get_finished_spans()) == 20
+
+
+UNTRACED = f"00-{STORED_TRACE_ID}-{STORED_SPAN_ID}-00"
+
+
+def test_a_flow_not_traced_makes_no_span_at_the_relay_and_keeps_its_context(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    with SendSpans(tracer) as spans:
+        headers = dict(spans.start(TOPIC, "household", stored_headers(UNTRACED)))
+
+    assert exporter.get_finished_spans() == ()
+    assert headers[TRACEPARENT].decode() == UNTRACED
+    assert headers["ce_id"] == b"6f1c3f9e-8a43-4b8e-9d0b-2c4b1a7e5d10"
+
+
+def test_a_flow_not_traced_makes_no_consumer_or_handler_span_and_passes_its_context_on(
+    tracer: Tracer, exporter: InMemorySpanExporter
+) -> None:
+    envelope = Envelope.model_validate(
+        {
+            "id": "6f1c3f9e-8a43-4b8e-9d0b-2c4b1a7e5d10",
+            "source": "/aidmesh/tests",
+            "type": "org.aidmesh.shelter.case.opened.v1",
+            "time": "2026-12-07T10:00:00Z",
+            "correlationid": "6f1c3f9e-8a43-4b8e-9d0b-2c4b1a7e5d10",
+        }
+    )
+    with consuming(tracer, record([(TRACEPARENT, UNTRACED.encode())]), group="g") as span:
+        assert not span.is_recording()
+        with handling(tracer, envelope, print):
+            inside = current_traceparent()
+
+    assert exporter.get_finished_spans() == ()
+    # What the handler publishes stays in the same (untraced) flow.
+    assert inside == UNTRACED
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "expected"),
+    [
+        (UNTRACED, True),
+        (f"00-{STORED_TRACE_ID}-{STORED_SPAN_ID}-02", True),  # other flags, sampled bit clear
+        (STORED, False),
+        (f"00-{STORED_TRACE_ID}-{STORED_SPAN_ID}-03", False),
+        (None, False),
+        ("", False),
+        ("00-not-a-traceparent-00", False),
+        (f"00-{STORED_TRACE_ID.upper()}-{STORED_SPAN_ID}-00", False),  # malformed: its own trace
+    ],
+)
+def test_unsampled_reads_the_sampled_flag_of_a_well_formed_traceparent_only(
+    traceparent: str | None, expected: bool
+) -> None:
+    assert unsampled(traceparent) is expected
