@@ -235,10 +235,15 @@ class OutboxRelay:
                 ]
                 await asyncio.gather(*futures)
             self._crash_point("relay_after_publish")
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows],
-            )
+            async with conn.transaction():
+                # The mark need not wait for the disk: if a crash loses it, the rows are
+                # sent again and the consumers' inboxes drop the duplicates, as after a
+                # crash between publish and mark. It saves a WAL flush every round.
+                await conn.execute("SET LOCAL synchronous_commit = off")
+                await conn.execute(
+                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+                    [row["id"] for row in rows],
+                )
         self.published += len(rows)
         if self._metrics is not None:
             self._metrics.published(sent)
