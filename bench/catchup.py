@@ -21,11 +21,12 @@ from typing import Any
 from aidmesh_contracts.topics import HOUSEHOLD
 from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.testing import KAFKA, unique
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from hop import (
     SENT,
     bench_settings,
+    commit_at,
     consume_from,
     end_offsets,
     hop_service,
@@ -33,19 +34,6 @@ from hop import (
     records,
     wait_count,
 )
-
-
-async def commit_at(group: str, offsets: dict[TopicPartition, int]) -> None:
-    """Commit `group`'s offsets: it resumes from there, as a stopped service would."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=KAFKA, **operator_auth(), group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
-    finally:
-        await consumer.stop()
 
 
 async def raw_catch_up(start: dict[TopicPartition, int], n: int) -> float:

@@ -244,15 +244,16 @@ async def wait_count(conn: asyncpg.Connection, query: str, n: int) -> float:
 SENT = "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
 
 
-async def start_group_at(group: str, start: dict[TopicPartition, int]) -> None:
-    """Commit `group`'s positions at `start`, so a service joining it reads from there."""
+async def commit_at(group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit `group`'s offsets: a service joining it resumes from there, as a stopped
+    service would."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=KAFKA, **operator_auth(), group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        consumer.assign(list(start))
-        await consumer.commit(start)
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
     finally:
         await consumer.stop()
 
@@ -266,7 +267,7 @@ async def aidmesh_hop(
     group = unique("bench-hop")
     start = await end_offsets(HOUSEHOLD)
     produce_s = await produce_all(producer, HOUSEHOLD, batch)
-    await start_group_at(group, start)
+    await commit_at(group, start)
     settings = bench_settings(group=group, trace_sample_ratio=trace_sample_ratio)
     async with hop_service(settings) as conn:
         cpu = process_cpu_seconds()
