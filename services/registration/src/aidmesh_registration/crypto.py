@@ -254,7 +254,11 @@ class Vault:
     def index(self, kind: str, value: str) -> str:
         """The blind index of a normalised value of one kind ("phone", "document",
         "name", "block"): equal values give equal indexes, nothing else can be learnt."""
-        return self.indexes(kind, (value,))[0]
+        if self._index_cache is None:
+            return self._blind_index(f"{kind}\x1f", value)
+        cache = self._index_cache.setdefault(kind, {})
+        index = cache.get(value)
+        return self._remember(cache, kind, value) if index is None else index
 
     def indexes(self, kind: str, values: Iterable[str]) -> list[str]:
         """Blind indexes of several values of one kind, sorted and without repeats (as
@@ -266,13 +270,15 @@ class Vault:
         found = set()
         for value in values:
             index = cache.get(value)
-            if index is None:
-                index = self._blind_index(prefix, value)
-                if len(cache) > 1 << 17:
-                    cache.clear()
-                cache[value] = index
-            found.add(index)
+            found.add(self._remember(cache, kind, value) if index is None else index)
         return sorted(found)
+
+    def _remember(self, cache: dict[str, str], kind: str, value: str) -> str:
+        index = self._blind_index(f"{kind}\x1f", value)
+        if len(cache) > 1 << 17:
+            cache.clear()
+        cache[value] = index
+        return index
 
     def _blind_index(self, prefix: str, value: str) -> str:
         digest = hmac.digest(self._index_key, (prefix + value).encode(), "sha256")

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 from uuid import UUID
@@ -133,7 +134,7 @@ def profile(household: Candidate) -> Profile:
         patronymic=name_key(head.patronymic or ""),
         sex=head.sex or "",
         birth=born.toordinal() if born else -1,
-        birth_swapped=_swapped(born),
+        birth_swapped=swapped_ordinal(born),
         members=" ".join(
             sorted(
                 f"{name_key(m.given_name)}{m.birth_date.year if m.birth_date else ''}"
@@ -148,7 +149,8 @@ def profile(household: Candidate) -> Profile:
     )
 
 
-def _swapped(born: date | None) -> int:
+def swapped_ordinal(born: date | None) -> int:
+    """The date with day and month swapped (proleptic ordinal), -1 when no other date."""
     if born is None or born.day > 12 or born.day == born.month:
         return -1
     return date(born.year, born.day, born.month).toordinal()
@@ -245,22 +247,65 @@ def match_pairs(
     threshold (in input order)."""
     if len(new) != len(candidates):
         raise ValueError("match_pairs compares pairs: give as many new as candidates")
-    if not new:
-        return []
-    a, b = _Columns(new), _Columns(candidates)
+    pairs = np.arange(len(new), dtype=np.int64)
+    return match_indexed(
+        [*new, *candidates], pairs, pairs + len(new), threshold=threshold, workers=workers
+    )
 
-    def similarity(x: list[str], y: list[str], scorer: Any = JaroWinkler) -> NDArray[np.float64]:
+
+def match_indexed(
+    profiles: Sequence[Profile],
+    new: NDArray[np.int64],
+    candidates: NDArray[np.int64],
+    *,
+    threshold: float = THRESHOLD,
+    workers: int = 1,
+) -> list[Match]:
+    """`match_pairs` of profiles[new[i]] against profiles[candidates[i]] for every i: each
+    profile is turned into columns once, however many pairs it is in (a bulk import's)."""
+    if len(new) != len(candidates):
+        raise ValueError("match_indexed compares pairs: give as many new as candidates")
+    if not len(new):
+        return []
+    # Columns of the profiles in some pair only (a block lookup brings others along).
+    used = np.unique(np.concatenate((new, candidates)))
+    columns = _Columns([profiles[i] for i in used.tolist()])
+    a = columns.take(np.searchsorted(used, new))
+    b = columns.take(np.searchsorted(used, candidates))
+
+    def similarity(x: Any, y: Any, scorer: Any = JaroWinkler) -> NDArray[np.float64]:
         return process.cpdist(
             x, y, scorer=scorer.normalized_similarity, dtype=np.float64, workers=workers
         )
 
-    family, given = similarity(a.family, b.family), similarity(a.given, b.given)
+    same_document = np.fromiter(
+        (not x.isdisjoint(y) for x, y in zip(a.documents, b.documents, strict=True)),
+        dtype=bool,
+        count=len(new),
+    )
+    family = similarity(a.family, b.family)
     # Family and given names entered the other way round are a common slip.
     crossed = np.minimum(similarity(a.family, b.given), similarity(a.given, b.family))
+    family = np.maximum(family, crossed)
+    # Every rule but the same document needs similar family names (the floor of the fuzzy
+    # score, the same family): the other pairs score below any positive threshold, so the
+    # rest is computed for the pairs that may reach it only (element by element the same).
+    if threshold > 0:
+        hopeful = np.flatnonzero(same_document | (family >= min(FAMILY_NAME_FLOOR, SIMILAR_NAME)))
+        if len(hopeful) < len(new):
+            a, b = a.take(hopeful), b.take(hopeful)
+            same_document, family, crossed = (
+                same_document[hopeful],
+                family[hopeful],
+                crossed[hopeful],
+            )
+            new, candidates = new[hopeful], candidates[hopeful]
+        if not len(new):
+            return []
+
+    given = np.maximum(similarity(a.given, b.given), crossed)
     both_patronymics = (a.patronymic_len > 0) & (b.patronymic_len > 0)
     patronymic = np.where(both_patronymics, similarity(a.patronymic, b.patronymic), 0.0)
-    given = np.maximum(given, crossed)
-    family = np.maximum(family, crossed)
     # A missing patronymic (Latin-script forms often lack one) is no evidence either way.
     name = np.where(
         both_patronymics,
@@ -295,14 +340,15 @@ def match_pairs(
     )
     members = np.where(both_families, member_similarity, 0.5)
 
-    same_hromada = (a.adm3 == b.adm3) & (a.adm3 != "")
+    # Codes of strings (0: the empty string), comparable as integers.
+    same_hromada = (a.adm3 == b.adm3) & (a.adm3 != 0)
     same_oblast = a.adm1 == b.adm1
     location = np.select([same_hromada, same_oblast], [1.0, 0.5], default=0.0)
 
     fuzzy = _W_NAME * name + _W_BIRTH * birth + _W_MEMBERS * members + _W_LOCATION * location
     # Twins, a father and son of the same name, neighbours with a common surname: the rules
     # that keep them apart whatever else agrees.
-    different_sex = (a.sex != "") & (b.sex != "") & (a.sex != b.sex)
+    different_sex = (a.sex != 0) & (b.sex != 0) & (a.sex != b.sex)
     plausible = (given_edit >= GIVEN_NAME_FLOOR) & (family >= FAMILY_NAME_FLOOR) & ~different_sex
     fuzzy = np.where(plausible, fuzzy, 0.0)
 
@@ -314,13 +360,8 @@ def match_pairs(
     fuzzy = np.where(same_family, np.maximum(fuzzy, SAME_FAMILY_SCORE), fuzzy)
 
     similar_name = (name >= SIMILAR_NAME) & plausible
-    same_phone = (a.phone == b.phone) & (a.phone != "")
+    same_phone = (a.phone == b.phone) & (a.phone != 0)
     phone_rule = same_phone & similar_name
-    same_document = np.fromiter(
-        (not x.isdisjoint(y) for x, y in zip(a.documents, b.documents, strict=True)),
-        dtype=bool,
-        count=len(new),
-    )
     score = np.select(
         [same_document, phone_rule], [1.0, np.maximum(fuzzy, SAME_PHONE_SCORE)], default=fuzzy
     )
@@ -335,14 +376,22 @@ def match_pairs(
         (DuplicateReason.SIMILAR_MEMBERS, both_families & (member_similarity >= SIMILAR_MEMBERS)),
         (DuplicateReason.SAME_LOCATION, same_hromada),
     )
+    found = np.flatnonzero(score >= threshold)
+    kinds = [reason for reason, _ in flags]
     matches = []
-    for i in np.flatnonzero(score >= threshold).tolist():
-        reasons = frozenset(reason for reason, flag in flags if flag[i])
+    for i, j, value, *raised in zip(
+        new[found].tolist(),
+        candidates[found].tolist(),
+        score[found].tolist(),
+        *(flag[found].tolist() for _, flag in flags),
+        strict=True,
+    ):
+        reasons = frozenset(reason for reason, up in zip(kinds, raised, strict=True) if up)
         matches.append(
             Match(
-                household_id=new[i].household_id,
-                candidate_household_id=candidates[i].household_id,
-                score=round(float(score[i]), 4),
+                household_id=profiles[i].household_id,
+                candidate_household_id=profiles[j].household_id,
+                score=round(value, 4),
                 reasons=reasons or frozenset({DuplicateReason.SIMILAR_NAME}),
             )
         )
@@ -350,31 +399,78 @@ def match_pairs(
 
 
 class _Columns:
-    """Profiles as columns, for vectorised comparison."""
+    """Profiles as columns, for vectorised comparison: `take` gives the columns of the
+    profiles at some indexes (one per pair), without going back to the profiles."""
 
-    def __init__(self, profiles: Sequence[Profile]) -> None:
-        def strings(name: str) -> list[str]:
-            return list(map(attrgetter(name), profiles))
+    family: NDArray[np.object_]
+    given: NDArray[np.object_]
+    patronymic: NDArray[np.object_]
+    patronymic_len: NDArray[np.int64]
+    members: NDArray[np.object_]
+    member_count: NDArray[np.int64]
+    birth: NDArray[np.int64]
+    birth_swapped: NDArray[np.int64]
+    sex: NDArray[np.int64]
+    phone: NDArray[np.int64]
+    adm1: NDArray[np.int64]
+    adm3: NDArray[np.int64]
+    documents: NDArray[np.object_]
+
+    _FIELDS = (
+        "family",
+        "given",
+        "patronymic",
+        "patronymic_len",
+        "members",
+        "member_count",
+        "birth",
+        "birth_swapped",
+        "sex",
+        "phone",
+        "adm1",
+        "adm3",
+        "documents",
+    )
+
+    def __init__(self, profiles: Sequence[Profile] | None = None) -> None:
+        if profiles is None:
+            return
+        count = len(profiles)
 
         def objects(name: str) -> NDArray[np.object_]:
-            return np.array(strings(name), dtype=object)
+            column = np.empty(count, dtype=object)
+            column[:] = list(map(attrgetter(name), profiles))
+            return column
 
         def ints(name: str) -> NDArray[np.int64]:
-            return np.fromiter(map(attrgetter(name), profiles), dtype=np.int64, count=len(profiles))
+            return np.fromiter(map(attrgetter(name), profiles), dtype=np.int64, count=count)
 
-        self.family = strings("family")
-        self.given = strings("given")
-        self.patronymic = strings("patronymic")
-        self.patronymic_len = np.fromiter(map(len, self.patronymic), dtype=np.int64)
-        self.members = strings("members")
+        def codes(name: str) -> NDArray[np.int64]:
+            # Equal strings get equal codes; the empty string gets 0.
+            strings = list(map(attrgetter(name), profiles))
+            known = dict.fromkeys(chain(("",), strings), 0)
+            known.update(zip(known, range(len(known)), strict=True))
+            return np.fromiter(map(known.__getitem__, strings), dtype=np.int64, count=count)
+
+        self.family = objects("family")
+        self.given = objects("given")
+        self.patronymic = objects("patronymic")
+        self.patronymic_len = np.fromiter(map(len, self.patronymic), dtype=np.int64, count=count)
+        self.members = objects("members")
         self.member_count = ints("member_count")
         self.birth = ints("birth")
         self.birth_swapped = ints("birth_swapped")
-        self.sex = objects("sex")
-        self.phone = objects("phone")
-        self.adm1 = objects("adm1")
-        self.adm3 = objects("adm3")
-        self.documents = strings("documents")
+        self.sex = codes("sex")
+        self.phone = codes("phone")
+        self.adm1 = codes("adm1")
+        self.adm3 = codes("adm3")
+        self.documents = objects("documents")
+
+    def take(self, indexes: NDArray[np.int64]) -> _Columns:
+        taken = _Columns()
+        for name in self._FIELDS:
+            setattr(taken, name, getattr(self, name)[indexes])
+        return taken
 
 
 # Proleptic ordinals of 1 January of each year from 1900 to 2100, to get years vectorised.
@@ -393,8 +489,10 @@ __all__ = [
     "Profile",
     "blocking_keys",
     "find_duplicates",
+    "match_indexed",
     "match_pairs",
     "pairs_sharing_keys",
     "profile",
     "profile_keys",
+    "swapped_ordinal",
 ]

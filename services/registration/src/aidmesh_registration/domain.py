@@ -721,6 +721,30 @@ class Household:
     def blocking_keys(self) -> frozenset[str]:
         return dedup.blocking_keys(self.candidate())
 
+    def profile(self) -> dedup.Profile:
+        """`dedup.profile(self.candidate())`, without the candidate and its persons in
+        between (a bulk import profiles millions of households)."""
+        head, members = self.head, self.members
+        born = head.date_of_birth
+        return dedup.Profile(
+            household_id=self.household_id,
+            adm1=self.location.adm1_pcode,
+            adm3=self.location.adm3_pcode or "",
+            phone=self.phone or "",
+            family=name_key(head.family_name),
+            given=name_key(head.given_name),
+            patronymic=name_key(head.patronymic or ""),
+            sex=head.sex.value,
+            birth=born.toordinal(),
+            birth_swapped=dedup.swapped_ordinal(born),
+            members=" ".join(
+                sorted(f"{name_key(m.given_name)}{m.date_of_birth.year}" for m in members)
+            ),
+            member_count=len(members),
+            eldest=min(m.date_of_birth.toordinal() for m in members),
+            documents=frozenset(d.key() for m in members for d in m.documents),
+        )
+
 
 @dataclass(frozen=True)
 class ConsentRecord:
@@ -838,20 +862,28 @@ def screening_of(household: HouseholdIn | Household, *, today: date) -> Screenin
 
 
 def household_registered(
-    household: HouseholdIn | Household, *, household_id: UUID, now: datetime
+    household: HouseholdIn | Household,
+    *,
+    household_id: UUID,
+    now: datetime,
+    screening: Screening | None = None,
 ) -> HouseholdRegistered:
-    """The shareable facts of a registration: ids, counts, codes and flags. No names."""
+    """The shareable facts of a registration: ids, counts, codes and flags. No names.
+
+    `screening`: the household's `screening_of` on `now`'s date, when already known."""
     today = now.date()
+    location = household.location
     return HouseholdRegistered(
         household_id=household_id,
         registered_at=now,
         channel=household.channel,
         partner_org=household.partner_org,
-        location=Location(**household.location.model_dump()),
+        # A Location (frozen) as it is; a LocationIn as the Location it names.
+        location=location if type(location) is Location else Location(**location.model_dump()),
         displacement_status=household.displacement_status,
         size=len(household.members),
         composition=composition(household.members, today=today),
-        vulnerabilities=screening_of(household, today=today).flags,
+        vulnerabilities=(screening or screening_of(household, today=today)).flags,
         consents=frozenset(household.consents),
     )
 

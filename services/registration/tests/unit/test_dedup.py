@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
+import numpy as np
 import pytest
 from aidmesh_contracts import DuplicateReason
 from aidmesh_registration.dedup import (
@@ -15,6 +16,7 @@ from aidmesh_registration.dedup import (
     Person,
     blocking_keys,
     find_duplicates,
+    match_indexed,
     match_pairs,
     profile,
 )
@@ -264,3 +266,32 @@ def test_match_pairs_scores_each_pair_on_its_own() -> None:
     matches = match_pairs([profile(b), profile(c)], [profile(a), profile(a)])
 
     assert [m.household_id for m in matches] == [b.household_id]
+
+
+def test_pairs_given_as_indexes_score_as_the_same_pairs_given_as_profiles() -> None:
+    a = household(person(documents=frozenset({"passport:ЕК123456"})))
+    b = household(phone=None)  # a duplicate of a
+    c = household(person(family_name="Шевченко", documents=frozenset({"passport:ЕК123456"})))
+    d = household(person(family_name="Шевченко", given_name="Петро"), others=())  # no one's
+    profiles = [profile(h) for h in (a, b, c, d)]
+    new, candidates = np.array([1, 2, 3, 3, 2]), np.array([0, 0, 0, 1, 1])
+
+    for threshold in (THRESHOLD, 0.0):
+        by_index = match_indexed(profiles, new, candidates, threshold=threshold)
+        by_profile = match_pairs(
+            [profiles[i] for i in new], [profiles[j] for j in candidates], threshold=threshold
+        )
+
+        assert by_index == by_profile
+    assert [(m.household_id, m.candidate_household_id) for m in by_index] == [
+        (b.household_id, a.household_id),
+        (c.household_id, a.household_id),
+        (d.household_id, a.household_id),
+        (d.household_id, b.household_id),
+        (c.household_id, b.household_id),
+    ]
+    matches = match_indexed(profiles, new, candidates)
+    assert [(m.household_id, m.candidate_household_id) for m in matches] == [
+        (b.household_id, a.household_id),
+        (c.household_id, a.household_id),
+    ]

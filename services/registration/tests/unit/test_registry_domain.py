@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from aidmesh_contracts import ConsentPurpose, Vulnerability
+from aidmesh_registration import dedup
 from aidmesh_registration.domain import (
     ConsentRecord,
     Document,
@@ -163,6 +164,21 @@ def test_name_keys_find_a_compound_family_name_by_either_part_in_either_script()
     assert set(name_keys("Shevchuk")) <= set(keys)
     assert set(name_keys("Затонська")) <= set(keys)
     assert set(name_keys("Yaroslava")) <= set(keys)
+
+
+def test_a_households_dedup_profile_is_the_profile_of_its_dedup_candidate() -> None:
+    for found in (
+        household(),
+        household(phone=None, location={"adm1_pcode": "UA63"}),
+        household(
+            members=[
+                member("spouse", given_name="Юрій", sex="male", patronymic=None, documents=[]),
+                member(date_of_birth="1984-03-05"),
+                member("child", given_name="Ілля", date_of_birth="2020-12-12"),
+            ]
+        ),
+    ):
+        assert found.profile() == dedup.profile(found.candidate())
 
 
 def test_a_date_of_birth_in_the_future_is_refused() -> None:
