@@ -61,8 +61,9 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def runtime_of(request: Request) -> Runtime:
-    """FastAPI dependency: the running service's Runtime."""
+async def runtime_of(request: Request) -> Runtime:
+    """FastAPI dependency: the running service's Runtime (async: FastAPI would run a plain
+    function in its thread pool, a thread hop on every request)."""
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 

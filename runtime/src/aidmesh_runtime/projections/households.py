@@ -72,10 +72,11 @@ def need_handlers(
     async def on_need_assessed(event: NeedAssessed, ctx: HandlerContext) -> None:
         if event.sector is not sector:
             return
-        await _lock_household(event.household_id, ctx)
+        # The household's lock (see _lock_household) is taken by the insert itself.
         await ctx.conn.execute(
-            "INSERT INTO pending_need (assessment_id, household_id, payload, envelope) "
-            "VALUES ($1, $2, $3::jsonb, $4::jsonb) ON CONFLICT (assessment_id) DO NOTHING",
+            f"{_LOCKING_2} INSERT INTO pending_need (assessment_id, household_id, payload, "
+            "envelope) SELECT $1, $2, $3::jsonb, $4::jsonb FROM locked "
+            "ON CONFLICT (assessment_id) DO NOTHING",
             event.assessment_id,
             event.household_id,
             event.model_dump_json(),
@@ -84,8 +85,7 @@ def need_handlers(
         await _act_on_waiting_needs(event.household_id, ctx)
 
     async def on_household_registered(event: HouseholdRegistered, ctx: HandlerContext) -> None:
-        await _lock_household(event.household_id, ctx)
-        await project_household(event, ctx)
+        await project_household(event, ctx)  # under the household's lock
         await _act_on_waiting_needs(event.household_id, ctx)
 
     async def _act_on_waiting_needs(household_id: UUID, ctx: HandlerContext) -> None:
@@ -211,6 +211,15 @@ def need_handlers(
     }
 
 
+#: The household's lock (as `_lock_household` takes it, the household id being $1 or $2)
+#: taken by the statement that begins with it: the first write of a handler takes it
+#: without a round trip of its own. Only a write may: its snapshot is taken before the
+#: lock is granted, so what must see the other half of the join reads in a later
+#: statement.
+_LOCKING_1 = "WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0)))"
+_LOCKING_2 = "WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended($2::uuid::text, 0)))"
+
+
 async def _lock_household(household_id: UUID, ctx: HandlerContext) -> None:
     """Serialise the two halves of the join for one household. Without it, two replicas
     handling the need and the household at once could each miss the other's uncommitted
@@ -222,11 +231,14 @@ async def _lock_household(household_id: UUID, ctx: HandlerContext) -> None:
 
 
 async def project_household(event: HouseholdRegistered, ctx: HandlerContext) -> None:
-    """Upsert the household's facts (a replayed event changes nothing)."""
+    """Upsert the household's facts (a replayed event changes nothing), taking the
+    household's lock (held until the transaction ends) in the same statement."""
     await ctx.conn.execute(
-        """INSERT INTO household_projection (household_id, adm1_pcode, adm2_pcode, adm3_pcode,
-               displacement_status, size, vulnerabilities, consents, registered_at, last_event_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        _LOCKING_1
+        + """ INSERT INTO household_projection (household_id, adm1_pcode, adm2_pcode,
+               adm3_pcode, displacement_status, size, vulnerabilities, consents,
+               registered_at, last_event_id)
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM locked
            ON CONFLICT (household_id) DO UPDATE SET
                adm1_pcode = EXCLUDED.adm1_pcode, adm2_pcode = EXCLUDED.adm2_pcode,
                adm3_pcode = EXCLUDED.adm3_pcode,

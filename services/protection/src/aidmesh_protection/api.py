@@ -58,7 +58,7 @@ ROLE_SCOPES = {
 }
 
 
-def caller(principal: Annotated[Principal, Depends(authenticate)]) -> Actor:
+async def caller(principal: Annotated[Principal, Depends(authenticate)]) -> Actor:
     """The caller: the token's subject, in the protection role its scopes give.
 
     A token with two or three protection roles is refused rather than narrowed or widened:
@@ -77,7 +77,9 @@ def caller(principal: Annotated[Principal, Depends(authenticate)]) -> Actor:
     return Actor(user_id=principal.sub, role=roles[0])
 
 
-def protection_of(request: Request, runtime: Annotated[Runtime, Depends(runtime_of)]) -> Protection:
+async def protection_of(
+    request: Request, runtime: Annotated[Runtime, Depends(runtime_of)]
+) -> Protection:
     return Protection(
         runtime=runtime,
         keyring=request.app.state.keyring,

@@ -56,8 +56,9 @@ def by(principal: Principal, named: str | None, *, field: str) -> str:
     return attributed(principal, named, field=field, for_partners=SHELTER_RECORD_FOR_PARTNERS)
 
 
-def rules_of(request: Request) -> ShelterRules:
-    """FastAPI dependency: the rules the app was built with (settings.rules())."""
+async def rules_of(request: Request) -> ShelterRules:
+    """FastAPI dependency: the rules the app was built with (settings.rules()); async, so
+    not run in the thread pool."""
     return request.app.state.rules  # type: ignore[no-any-return]
 
 

@@ -506,12 +506,18 @@ async def forget_withdrawal(conn: asyncpg.Connection, household_id: UUID, purpos
     )
 
 
-async def remember_flow(conn: asyncpg.Connection, household_id: UUID, correlation_id: UUID) -> None:
-    await conn.execute(
-        "INSERT INTO household_flows (household_id, correlation_id) VALUES ($1, $2)"
-        " ON CONFLICT (household_id) DO NOTHING",
-        household_id,
-        correlation_id,
+async def remember_flow(conn: asyncpg.Connection, household_id: UUID, correlation_id: UUID) -> bool:
+    """Remember the household's flow; answer whether referrals to it wait for a decision
+    (`has_waiting_referrals`, in the same round trip)."""
+    return bool(
+        await conn.fetchval(
+            "WITH remembered AS (INSERT INTO household_flows (household_id, correlation_id)"
+            " VALUES ($1, $2) ON CONFLICT (household_id) DO NOTHING)"
+            " SELECT EXISTS (SELECT 1 FROM inbound_referrals"
+            " WHERE household_id = $1 AND decided_at IS NULL)",
+            household_id,
+            correlation_id,
+        )
     )
 
 

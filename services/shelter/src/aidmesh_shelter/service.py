@@ -223,8 +223,8 @@ async def household_registered(
     tx: Tx, household_id: UUID, cause: Envelope, *, rules: ShelterRules
 ) -> None:
     """Remember the household's flow, and decide the referrals that waited for it."""
-    await repository.remember_flow(tx.conn, household_id, cause.correlationid)
-    if await repository.has_waiting_referrals(tx.conn, household_id):  # rarely: skip the join
+    # One round trip: the flow remembered, and whether referrals wait (rarely: skip the join).
+    if await repository.remember_flow(tx.conn, household_id, cause.correlationid):
         await decide_waiting_referrals(tx, household_id, rules=rules)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import asyncpg
 import pytest
 from aidmesh_contracts import (
     DamageLevel,
@@ -17,7 +18,10 @@ from aidmesh_contracts import (
     encode,
 )
 from aidmesh_contracts.envelope import new_envelope
-from aidmesh_runtime.testing import publish
+from aidmesh_runtime.consumer import HandlerContext
+from aidmesh_runtime.outbox import Outbox
+from aidmesh_runtime.testing import database_dsn, publish
+from aidmesh_shelter.handlers import shelter_handlers
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +197,41 @@ async def test_the_openapi_document_describes_the_engineer_and_coordinator_api(s
         "/deliveries/{delivery_id}/monitoring",
     ):
         assert spec["paths"][path]["post"]["summary"], path
+
+
+async def test_each_half_of_the_join_holds_the_household_s_lock_until_its_transaction_ends(
+    flows, settings, database
+) -> None:
+    """The household's lock serialises a need and its household handled at once (ADR 0002);
+    each handler takes it with its first write, not in a statement of its own."""
+    household = flows.household()
+    need = NeedAssessed(
+        assessment_id=uuid4(),
+        household_id=household.household_id,
+        sector=Sector.SHELTER,
+        severity=3,
+        assessed_at=datetime.now(UTC),
+        assessed_by="IOM-KH-03",
+        details=ShelterNeedDetails(damage_level=DamageLevel.MEDIUM),
+    )
+    handlers = shelter_handlers(settings.rules())
+    outbox = Outbox(source="/aidmesh/tests", clock=lambda: datetime.now(UTC))
+    other = await asyncpg.connect(database_dsn(settings.database))
+    try:
+        for event in (need, household):
+            envelope = new_envelope(event, source="/aidmesh/tests", time=datetime.now(UTC))
+            transaction = database.conn.transaction()
+            await transaction.start()
+            try:
+                ctx = HandlerContext(conn=database.conn, envelope=envelope, outbox=outbox)
+                await handlers[type(event)](event, ctx)
+                assert not await other.fetchval(LOCK_TRY, str(household.household_id))
+            finally:
+                await transaction.rollback()  # nothing of it stays, nothing is published
+            assert await other.fetchval(LOCK_TRY, str(household.household_id))
+    finally:
+        await other.close()
+
+
+#: As the household projection and shelter's use cases take the household's lock.
+LOCK_TRY = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))"
