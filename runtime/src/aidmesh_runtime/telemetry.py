@@ -69,9 +69,7 @@ def tracer_of(provider: trace.TracerProvider | None = None) -> Tracer:
 
 def current_traceparent() -> str | None:
     """The `traceparent` of the current span, or None when there is none."""
-    carrier: dict[str, str] = {}
-    _W3C.inject(carrier)
-    return carrier.get(TRACEPARENT)
+    return _traceparent_of(trace.get_current_span())
 
 
 def context_of(traceparent: str | None) -> Context | None:
@@ -176,11 +174,11 @@ class SendSpans:
 
 
 def _traceparent_of(span: Span) -> str | None:
-    if not span.get_span_context().is_valid:
+    """The W3C `traceparent` (version 00) naming `span`, as the propagator writes it."""
+    context = span.get_span_context()
+    if not context.is_valid:
         return None
-    carrier: dict[str, str] = {}
-    _W3C.inject(carrier, context=trace.set_span_in_context(span))
-    return carrier.get(TRACEPARENT)
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 # ---- the consumer: CONSUMER and handler spans ------------------------------------------

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 STORED_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 STORED_SPAN_ID = "00f067aa0ba902b7"
@@ -272,3 +273,13 @@ def test_unsampled_reads_the_sampled_flag_of_a_well_formed_traceparent_only(
     traceparent: str | None, expected: bool
 ) -> None:
     assert unsampled(traceparent) is expected
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.0])
+def test_current_traceparent_is_what_the_w3c_propagator_writes(ratio: float) -> None:
+    telemetry = Telemetry(service="tracing-tests", sample_ratio=ratio)
+    with telemetry.tracer.start_as_current_span("flow"):
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+        assert current_traceparent() == carrier[TRACEPARENT]
+    assert current_traceparent() is None
