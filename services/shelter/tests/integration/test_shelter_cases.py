@@ -4,7 +4,7 @@ and the work queue lists them by oblast and status, most urgent first."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -26,6 +26,19 @@ from aidmesh_shelter.handlers import shelter_handlers
 pytestmark = pytest.mark.integration
 
 KHARKIV = Location(adm1_pcode="UA63", adm2_pcode="UA6312")
+
+
+def medium_need(household_id: UUID) -> NeedAssessed:
+    """A shelter need of severity 3 for medium damage, assessed now."""
+    return NeedAssessed(
+        assessment_id=uuid4(),
+        household_id=household_id,
+        sector=Sector.SHELTER,
+        severity=3,
+        assessed_at=datetime.now(UTC),
+        assessed_by="IOM-KH-03",
+        details=ShelterNeedDetails(damage_level=DamageLevel.MEDIUM),
+    )
 
 
 async def test_a_shelter_need_of_a_known_household_opens_a_case_caused_by_the_need(
@@ -54,15 +67,7 @@ async def test_a_need_that_arrives_before_its_household_waits_then_opens_exactly
 ) -> None:
     household = flows.household()
     flow = uuid4()
-    need = NeedAssessed(
-        assessment_id=uuid4(),
-        household_id=household.household_id,
-        sector=Sector.SHELTER,
-        severity=3,
-        assessed_at=datetime.now(UTC),
-        assessed_by="IOM-KH-03",
-        details=ShelterNeedDetails(damage_level=DamageLevel.MEDIUM),
-    )
+    need = medium_need(household.household_id)
     need_envelope = await publish(producer, need, correlation_id=flow)
     await database.eventually(
         "SELECT 1 FROM pending_need WHERE assessment_id = $1 AND acted_at IS NULL",
@@ -205,15 +210,7 @@ async def test_each_half_of_the_join_holds_the_household_s_lock_until_its_transa
     """The household's lock serialises a need and its household handled at once (ADR 0002);
     each handler takes it with its first write, not in a statement of its own."""
     household = flows.household()
-    need = NeedAssessed(
-        assessment_id=uuid4(),
-        household_id=household.household_id,
-        sector=Sector.SHELTER,
-        severity=3,
-        assessed_at=datetime.now(UTC),
-        assessed_by="IOM-KH-03",
-        details=ShelterNeedDetails(damage_level=DamageLevel.MEDIUM),
-    )
+    need = medium_need(household.household_id)
     handlers = shelter_handlers(settings.rules())
     outbox = Outbox(source="/aidmesh/tests", clock=lambda: datetime.now(UTC))
     other = await asyncpg.connect(database_dsn(settings.database))
