@@ -1,7 +1,7 @@
 """The contracts wheel stands alone: integrators install it without any other AidMesh package.
 
 Everything runs offline: uv builds with the cached build backend and installs the locked
-versions of the dependencies from its cache (filled by `uv sync`, which `make` runs first).
+wheels of the dependencies from its cache (filled by `uv sync`, which `make` runs first).
 """
 
 from __future__ import annotations
@@ -92,7 +92,10 @@ def test_the_wheel_installs_alone_in_a_fresh_venv_and_decodes_an_example(
     wheel: Path, tmp_path: Path
 ) -> None:
     venv = tmp_path / "venv"
-    requirements = tmp_path / "requirements.txt"
+    # The locked dependencies as a PEP 751 lock: each wheel by its URL, which `uv sync`
+    # cached. (A requirements file would name versions only, which offline needs the
+    # index's pages in the cache for, and `uv sync --frozen` never fetches those.)
+    locked = tmp_path / "pylock.toml"
     run(*uv(), "venv", "-q", "--python", sys.executable, str(venv))
     run(
         *uv(),
@@ -102,26 +105,15 @@ def test_the_wheel_installs_alone_in_a_fresh_venv_and_decodes_an_example(
         "aidmesh-contracts",
         "--no-dev",
         "--no-emit-workspace",
-        "--no-hashes",
-        "--no-header",
-        "--no-annotate",
+        "--format",
+        "pylock.toml",
         "-q",
         "-o",
-        str(requirements),
+        str(locked),
     )
     python = str(venv / "bin" / "python")
-    run(
-        *uv(),
-        "pip",
-        "install",
-        "-q",
-        "--python",
-        python,
-        "--no-deps",
-        "-r",
-        str(requirements),
-        str(wheel),
-    )
+    run(*uv(), "pip", "install", "-q", "--python", python, "-r", str(locked))
+    run(*uv(), "pip", "install", "-q", "--python", python, "--no-deps", str(wheel))
 
     output = run(python, "-c", DECODE_AN_EXAMPLE, cwd=tmp_path)
 
