@@ -10,7 +10,10 @@ transaction: PostgreSQL delivers it when that transaction commits, to a connecti
 benchmark that reads the clock on arrival. Both times are read by this process's monotonic
 clock. (Two processes, as two services would run; the machine has two cores.)
 
-Settings: BENCH_LATENCY_RATES ("100,1000,5000"), BENCH_LATENCY_SECONDS (10 per rate).
+Settings: BENCH_LATENCY_RATES ("100,1000,5000"), BENCH_LATENCY_SECONDS (10 per rate),
+BENCH_LATENCY_POOL (10: the producer's connections; more reach a higher rate on a saturated
+machine only by queueing, which the latency then shows: on 2026-12-07 here, 32 gave ~820/s
+at p99 300–360 ms against ~735/s at p99 ~250 ms with 10).
 """
 
 from __future__ import annotations
@@ -171,6 +174,7 @@ class Listener:
 async def run(env: Any) -> dict[str, Any]:
     rates = [int(r) for r in str(env.setting("latency_rates", "100,1000,5000")).split(",")]
     seconds = float(env.setting("latency_seconds", 10.0))
+    pool_size = int(env.setting("latency_pool", 10))
     await ensure_role()
     common = {
         "consumer_offset_reset": "latest",
@@ -198,7 +202,7 @@ async def run(env: Any) -> dict[str, Any]:
                 listen = await asyncpg.connect(ProducerSettings(db_name=consumer_db).database_dsn)
                 await listen.add_listener(CHANNEL, listener)
                 pool = await asyncpg.create_pool(
-                    producer_settings.database_dsn, min_size=10, max_size=10
+                    producer_settings.database_dsn, min_size=pool_size, max_size=pool_size
                 )
                 outbox = Outbox(source="/aidmesh/bench", clock=lambda: datetime.now(UTC))
                 try:
@@ -223,7 +227,10 @@ async def run(env: Any) -> dict[str, Any]:
         if r["rate_wanted"] == 1000:
             row |= {
                 "target": f"p99 <= {TARGET_P99_MS_AT_1000:.0f} ms",
-                "met": r["p99_ms"] <= TARGET_P99_MS_AT_1000 and r["received"] == r["events"],
+                # Met only at the rate it is set for: a slower producer would flatter it.
+                "met": r["p99_ms"] <= TARGET_P99_MS_AT_1000
+                and r["received"] == r["events"]
+                and r["rate_achieved"] >= 0.95 * r["rate_wanted"],
             }
         table.append(row)
     return {
@@ -232,7 +239,7 @@ async def run(env: Any) -> dict[str, Any]:
         "table": table,
         "notes": [
             "Producer (the benchmark process): one transaction per event (outbox row +"
-            " NOTIFY) on a pool of 10, and its service's relay (idempotent, acks=all)."
+            f" NOTIFY) on a pool of {pool_size}, and its service's relay (idempotent, acks=all)."
             " Consumer: a service process of its own, batch transactions with the inbox;"
             " its NOTIFY arrives at commit. Traces off. rate_achieved is what the producer"
             " committed per second: below the wanted rate, the producer is the limit.",
