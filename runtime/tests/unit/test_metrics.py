@@ -122,6 +122,22 @@ def test_a_dead_lettered_record_counts_as_consumed_and_as_dead_lettered() -> Non
     assert value(metrics, "aidmesh_event_handling_seconds_bucket", **handling, le="0.0025") == 0
 
 
+def test_a_batch_counts_each_record_under_its_outcome() -> None:
+    metrics = ServiceMetrics(service="shelter")
+
+    metrics.consumed_batch(
+        [record(), record(), record()],
+        [("handled", 0.001), ("duplicate", 0.0001), ("handled", 0.002)],
+    )
+
+    labels = {"service": "shelter", "topic": TOPIC, "type": NeedAssessed.event_type}
+    assert value(metrics, "aidmesh_events_consumed_total", **labels, outcome="handled") == 2
+    assert value(metrics, "aidmesh_events_consumed_total", **labels, outcome="duplicate") == 1
+    assert value(metrics, "aidmesh_events_dead_lettered_total", **labels) is None
+    handled = {"service": "shelter", "type": NeedAssessed.event_type, "outcome": "handled"}
+    assert value(metrics, "aidmesh_event_handling_seconds_count", **handled) == 2
+
+
 def test_a_type_no_contract_defines_is_counted_as_unknown() -> None:
     metrics = ServiceMetrics(service="shelter")
 
