@@ -248,6 +248,16 @@ def render_markdown(document: dict[str, Any], *, day: str) -> str:
         f" Python {m['python']}; {m['postgresql']}; Kafka {m['kafka']};"
         f" load average at start {m['load_average_at_start']}; commit {m['git_commit']}"
         f"{' (uncommitted changes)' if m['git_dirty'] else ''}.",
+    ]
+    by_commit: dict[str, list[str]] = {}
+    for name, result in sorted(document["results"].items()):
+        ran = result.get("machine", m)
+        dirty = " (uncommitted changes)" if ran["git_dirty"] else ""
+        by_commit.setdefault(f"{ran['git_commit']}{dirty}", []).append(name)
+    if len(by_commit) > 1:
+        runs = "; ".join(f"{', '.join(names)} at {commit}" for commit, names in by_commit.items())
+        lines += ["", f"The benchmarks ran at different commits: {runs}."]
+    lines += [
         "",
         "| benchmark | figure | value | target | met |",
         "|---|---|---|---|---|",
