@@ -416,21 +416,8 @@ class _Columns:
     adm3: NDArray[np.int64]
     documents: NDArray[np.object_]
 
-    _FIELDS = (
-        "family",
-        "given",
-        "patronymic",
-        "patronymic_len",
-        "members",
-        "member_count",
-        "birth",
-        "birth_swapped",
-        "sex",
-        "phone",
-        "adm1",
-        "adm3",
-        "documents",
-    )
+    #: The columns, in the order declared above.
+    _FIELDS = tuple(__annotations__)
 
     def __init__(self, profiles: Sequence[Profile] | None = None) -> None:
         if profiles is None:
