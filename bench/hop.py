@@ -33,6 +33,7 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
+from _stages import breakdown, profiled
 from aidmesh_contracts import (
     Composition,
     HouseholdRegistered,
@@ -259,7 +260,11 @@ async def commit_at(group: str, offsets: dict[TopicPartition, int]) -> None:
 
 
 async def aidmesh_hop(
-    batch: list[Any], producer: AIOKafkaProducer, *, trace_sample_ratio: float = 1.0
+    batch: list[Any],
+    producer: AIOKafkaProducer,
+    *,
+    trace_sample_ratio: float = 1.0,
+    profile: tuple[Path, Path] | None = None,
 ) -> dict[str, float]:
     """The runtime's consumer → handler publishing via the outbox → relay → Kafka, relaying
     a backlog already on the topic, as the raw relay does: from the moment the service is
@@ -270,10 +275,11 @@ async def aidmesh_hop(
     await commit_at(group, start)
     settings = bench_settings(group=group, trace_sample_ratio=trace_sample_ratio)
     async with hop_service(settings) as conn:
-        cpu = process_cpu_seconds()
-        started = time.perf_counter()
-        total = await wait_count(conn, SENT, len(batch)) - started
-        cpu = process_cpu_seconds() - cpu
+        with profiled(*profile) if profile else contextlib.nullcontext():
+            cpu = process_cpu_seconds()
+            started = time.perf_counter()
+            total = await wait_count(conn, SENT, len(batch)) - started
+            cpu = process_cpu_seconds() - cpu
     return {
         "seconds": total,
         "produce_seconds": produce_s,
@@ -292,6 +298,7 @@ def process_cpu_seconds() -> float:
 async def run(env: Any) -> dict[str, Any]:
     n = env.setting("events", 20_000)
     sampled = env.setting("sampled_ratio", 0.01)
+    default_ratio = ServiceSettings.model_fields["trace_sample_ratio"].default
     batch = records(n)
     value_bytes = sum(len(v) for _, v, _ in batch) / n
     header_bytes = sum(sum(len(k) + len(v) for k, v in h) for _, _, h in batch) / n
@@ -306,8 +313,17 @@ async def run(env: Any) -> dict[str, Any]:
         relay_cpu = process_cpu_seconds()
         relay_s = await raw_relay(start, n, producer)
         relay_cpu = process_cpu_seconds() - relay_cpu
-        hop = await aidmesh_hop(records(n), producer)
+        hop = await aidmesh_hop(records(n), producer, trace_sample_ratio=default_ratio)
         hop_sampled = await aidmesh_hop(records(n), producer, trace_sample_ratio=sampled)
+        # A third run under py-spy, for the stage breakdown and the flame graph only (its
+        # rate is not reported: the sampler shares the two cores).
+        today = datetime.now(UTC).date().isoformat()
+        flame = env.root / "bench" / "results" / f"{today}-hop-flame.svg"
+        stacks = env.work / f"{today}-hop-stacks.txt"
+        profiled_hop = await aidmesh_hop(
+            records(n), producer, trace_sample_ratio=default_ratio, profile=(flame, stacks)
+        )
+        stages = breakdown(stacks, profiled_hop["cpu_us_per_event"])
     finally:
         await producer.stop()
     rates = {
@@ -331,6 +347,8 @@ async def run(env: Any) -> dict[str, Any]:
         "hop_sampled_cpu_us_per_event": round(hop_sampled["cpu_us_per_event"]),
         "hop_sampled_cpu_share": round(hop_sampled["cpu_share"], 2),
         "sampled_hop_to_raw_relay_ratio": round(sampled_ratio, 3),
+        "stages": stages,
+        "profiled_cpu_us_per_event": round(profiled_hop["cpu_us_per_event"]),
         "summary": {k: round(v) for k, v in rates.items()} | {"ratio": round(ratio, 3)},
         "table": [
             {
@@ -350,11 +368,11 @@ async def run(env: Any) -> dict[str, Any]:
                 "value": f"{relay_cpu / n * 1e6:,.0f} µs",
             },
             {
-                "figure": "AidMesh hop (inbox txn + outbox + relay)",
+                "figure": f"AidMesh hop (inbox txn + outbox + relay), {default_ratio:.0%} traced",
                 "value": f"{rates['aidmesh_hop_per_s']:,.0f} events/s",
             },
             {
-                "figure": "hop / raw relay",
+                "figure": f"hop / raw relay ({default_ratio:.0%} traced, the default)",
                 "value": f"{ratio:.3f}",
                 "target": f">= {TARGET_RATIO}",
                 "met": ratio >= TARGET_RATIO,
@@ -379,16 +397,28 @@ async def run(env: Any) -> dict[str, Any]:
                 "target": f">= {TARGET_RATIO}",
                 "met": sampled_ratio >= TARGET_RATIO,
             },
+            *(
+                {
+                    "figure": f"stage: {stage['stage']} (CPU per event, share)",
+                    "value": f"{stage['cpu_us_per_event']:.1f} µs ({stage['share']:.1%})",
+                }
+                for stage in stages
+            ),
         ],
         "notes": [
             f"{n:,} HouseholdRegistered events, {value_bytes:.0f} B value + {header_bytes:.0f} B"
             " headers on average, 6 partitions, one process; trace export off (spans are still made)."
-            f" The hop runs twice: every flow traced (the default) and {sampled:.0%} of the flows"
-            " traced (AIDMESH_TRACE_SAMPLE_RATIO, decided by trace id).",
+            f" The hop runs with the default share of flows traced ({default_ratio:.0%},"
+            f" AIDMESH_TRACE_SAMPLE_RATIO, decided by trace id) and with {sampled:.0%} traced.",
             "Both the raw relay and the hop relay a backlog already on the topic. Each runs in"
             " one Python process, which is busy nearly all the time: the rate is that process's"
             " CPU per event (decoding and validating the event and its envelope, the handler's"
             " new event, envelope and outbox row, the inbox/outbox rows through asyncpg, the"
             " relay's send), next to the raw relay's consume-and-send.",
+            f"Stages: a third run of the hop (sampling {default_ratio:g}, the default) under"
+            " py-spy at 200 Hz; each sample is given to the stage of its innermost frame that"
+            " names one (bench/_stages.py), and a stage's CPU per event is its share of the"
+            f" samples times that run's CPU per event ({profiled_hop['cpu_us_per_event']:.0f} µs)."
+            f" Flame graph: [{flame.name}]({flame.name}).",
         ],
     }

@@ -211,44 +211,55 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish one batch of unsent rows; return how many were sent."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, topic, key, headers, payload FROM outbox "
-                "WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-                self._batch_size,
-            )
+            rows = await self._unsent(conn)
             if not rows:
                 return 0
             self._crash_point("relay_before_publish")
-            # send() queues in call order; the idempotent producer keeps that order per
-            # partition even when it retries, so per-key order survives.
-            # Each record in a PRODUCER span, child of the context stored with the row.
-            sent = [{"topic": row["topic"], "headers": json.loads(row["headers"])} for row in rows]
-            with SendSpans(self._tracer) as spans:
-                futures = [
-                    await self._producer.send(
-                        row["topic"],
-                        value=bytes(row["payload"]),
-                        key=row["key"].encode(),
-                        headers=spans.start(row["topic"], row["key"], record["headers"]),
-                    )
-                    for row, record in zip(rows, sent, strict=True)
-                ]
-                await asyncio.gather(*futures)
+            sent = await self._send(rows)
             self._crash_point("relay_after_publish")
-            async with conn.transaction():
-                # The mark need not wait for the disk: if a crash loses it, the rows are
-                # sent again and the consumers' inboxes drop the duplicates, as after a
-                # crash between publish and mark. It saves a WAL flush every round.
-                await conn.execute("SET LOCAL synchronous_commit = off")
-                await conn.execute(
-                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                    [row["id"] for row in rows],
-                )
+            await self._mark_sent(conn, [row["id"] for row in rows])
         self.published += len(rows)
         if self._metrics is not None:
             self._metrics.published(sent)
         log.debug("outbox_published", count=len(rows))
         return len(rows)
+
+    async def _unsent(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            "SELECT id, topic, key, headers, payload FROM outbox "
+            "WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+
+    async def _send(self, rows: Sequence[asyncpg.Record]) -> list[dict[str, object]]:
+        """Send the rows and wait until Kafka acknowledged them all; what was sent (topic
+        and stored headers of each) for the metrics."""
+        # send() queues in call order; the idempotent producer keeps that order per
+        # partition even when it retries, so per-key order survives.
+        # Each record in a PRODUCER span, child of the context stored with the row.
+        sent = [{"topic": row["topic"], "headers": json.loads(row["headers"])} for row in rows]
+        with SendSpans(self._tracer) as spans:
+            futures = [
+                await self._producer.send(
+                    row["topic"],
+                    value=bytes(row["payload"]),
+                    key=row["key"].encode(),
+                    headers=spans.start(row["topic"], row["key"], record["headers"]),
+                )
+                for row, record in zip(rows, sent, strict=True)
+            ]
+            await asyncio.gather(*futures)
+        return sent
+
+    async def _mark_sent(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+        async with conn.transaction():
+            # The mark need not wait for the disk: if a crash loses it, the rows are
+            # sent again and the consumers' inboxes drop the duplicates, as after a
+            # crash between publish and mark. It saves a WAL flush every round.
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", ids
+            )
 
     async def _drain(self, *, timeout_s: float = 10.0) -> None:
         """At shutdown, publish what was committed so far (the next start would anyway)."""
