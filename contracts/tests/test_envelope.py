@@ -254,3 +254,89 @@ def test_a_new_envelope_is_keyed_and_described_by_its_event(
     assert made.subject == str(household.household_id)
     assert made.dataschema == "urn:aidmesh:schema:" + household.event_type
     assert made.time == NOW
+
+
+# ---- the canonical fast path reads what the validator reads ------------------------------
+
+
+def validated(headers: list[tuple[str, bytes]]) -> Envelope:
+    """What the general validator makes of the headers' attributes."""
+    parsed = {name: value.decode() for name, value in headers}
+    names = {
+        "ce_id": "id",
+        "ce_source": "source",
+        "ce_type": "type",
+        "ce_subject": "subject",
+        "ce_time": "time",
+        "ce_dataschema": "dataschema",
+        "ce_correlationid": "correlationid",
+        "ce_causationid": "causationid",
+        "traceparent": "traceparent",
+    }
+    return Envelope.model_validate({names[k]: v for k, v in parsed.items() if k in names})
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "2026-01-12T08:24:00+00:00",
+        "2026-01-12T08:24:00Z",
+        "2026-01-12T08:24:00.5+02:00",
+        "2026-01-12T08:24:00.123456-05:30",
+    ],
+)
+def test_headers_in_aidmesh_form_read_as_the_validator_reads_them(
+    envelope: Envelope, time: str
+) -> None:
+    headers = replaced(envelope.to_headers(), "ce_time", time.encode())
+
+    fast = Envelope.from_headers(headers)
+
+    assert fast == validated(headers)
+    assert fast.time.utcoffset() == validated(headers).time.utcoffset()
+    assert fast.to_headers() == Envelope.from_headers(fast.to_headers()).to_headers()
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("ce_id", str(EVENT_ID).upper()),  # another client's spelling: the validator reads it
+        ("ce_correlationid", str(FLOW_ID).replace("-", "")),
+        ("ce_time", "2026-01-12T08:24:00.1234567+00:00"),  # 7 digits of fraction
+        ("ce_source", "/aidmesh/registration\n"),  # the validator strips whitespace
+        ("ce_type", "org.aidmesh.registration.household.registered.v1\n"),
+    ],
+)
+def test_other_valid_spellings_are_read_by_the_validator(
+    envelope: Envelope, header: str, value: str
+) -> None:
+    headers = replaced(envelope.to_headers(), header, value.encode())
+
+    assert Envelope.from_headers(headers) == validated(headers)
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("ce_source", "/aidmesh/Registration"),
+        ("ce_time", "2026-13-12T08:24:00+00:00"),
+        ("ce_time", "2026-01-12T08:24:00"),
+        ("ce_time", "٢٠٢٦-01-12T08:24:00+00:00"),
+    ],
+)
+def test_near_canonical_headers_are_still_refused(
+    envelope: Envelope, header: str, value: str
+) -> None:
+    headers = replaced(envelope.to_headers(), header, value.encode())
+
+    with pytest.raises(EnvelopeError, match=header):
+        Envelope.from_headers(headers)
+
+
+def test_a_new_envelope_refuses_a_naive_time_and_a_malformed_source(
+    household: HouseholdRegistered,
+) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        new_envelope(household, source="/aidmesh/registration", time=datetime(2026, 1, 12))
+    with pytest.raises(ValueError, match="source"):
+        new_envelope(household, source="aidmesh registration", time=NOW)

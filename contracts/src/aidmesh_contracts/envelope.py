@@ -35,6 +35,14 @@ SCHEMA_URI_PREFIX = "urn:aidmesh:schema:"
 Source = Annotated[str, StringConstraints(pattern=r"^/[a-z0-9][a-z0-9/_.-]{0,127}$")]
 TypeName = Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN.pattern)]
 TRACEPARENT_PATTERN = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_SOURCE_PATTERN = re.compile(r"^/[a-z0-9][a-z0-9/_.-]{0,127}$")
+# The forms AidMesh itself writes (str(UUID), datetime.isoformat()). Headers in exactly these
+# forms are read without the general validator, which gives them the same values; anything
+# else (another client's spelling, or an error) goes through the validator and its messages.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CANONICAL_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([+-][0-9]{2}:[0-9]{2}|Z)"
+)
 
 _ATTRIBUTE_HEADERS = {
     "id": "ce_id",
@@ -78,18 +86,29 @@ class Envelope(FrozenModel):
     causationid: UUID | None = None
     traceparent: str | None = None
 
-    def to_headers(self) -> list[tuple[str, bytes]]:
-        headers = [("ce_specversion", SPEC_VERSION.encode())]
-        for attribute, header in _ATTRIBUTE_HEADERS.items():
-            value = getattr(self, attribute)
-            if value is None:
-                continue
-            text = value.isoformat() if isinstance(value, datetime) else str(value)
-            headers.append((header, text.encode()))
-        headers.append(("content-type", CONTENT_TYPE.encode()))
+    def header_pairs(self) -> list[tuple[str, str]]:
+        """The Kafka headers as text, in the order they are written."""
+        headers = [
+            ("ce_specversion", SPEC_VERSION),
+            ("ce_id", str(self.id)),
+            ("ce_source", self.source),
+            ("ce_type", self.type),
+        ]
+        if self.subject is not None:
+            headers.append(("ce_subject", self.subject))
+        headers.append(("ce_time", self.time.isoformat()))
+        if self.dataschema is not None:
+            headers.append(("ce_dataschema", self.dataschema))
+        headers.append(("ce_correlationid", str(self.correlationid)))
+        if self.causationid is not None:
+            headers.append(("ce_causationid", str(self.causationid)))
+        headers.append(("content-type", CONTENT_TYPE))
         if self.traceparent:
-            headers.append(("traceparent", self.traceparent.encode()))
+            headers.append(("traceparent", self.traceparent))
         return headers
+
+    def to_headers(self) -> list[tuple[str, bytes]]:
+        return [(name, value.encode()) for name, value in self.header_pairs()]
 
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes | None]]) -> Envelope:
@@ -119,6 +138,9 @@ class Envelope(FrozenModel):
         values.setdefault("correlationid", values["id"])
         if "traceparent" in found and TRACEPARENT_PATTERN.match(found["traceparent"]):
             values["traceparent"] = found["traceparent"]
+        canonical = _canonical(values)
+        if canonical is not None:
+            return cls.model_construct(**canonical)
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
@@ -127,6 +149,33 @@ class Envelope(FrozenModel):
                 for e in exc.errors()
             )
             raise EnvelopeError(f"invalid CloudEvents headers: {problems}") from exc
+
+
+def _canonical(values: dict[str, str]) -> dict[str, object] | None:
+    """The attributes as their types if every one is in the form AidMesh writes (then the
+    validator would accept them and give these same values); None otherwise."""
+    id_, correlation = values["id"], values["correlationid"]
+    causation = values.get("causationid")
+    if not (
+        _CANONICAL_UUID.fullmatch(id_)
+        and _CANONICAL_UUID.fullmatch(correlation)
+        and (causation is None or _CANONICAL_UUID.fullmatch(causation))
+        and _SOURCE_PATTERN.fullmatch(values["source"])
+        and EVENT_TYPE_PATTERN.fullmatch(values["type"])
+        and _CANONICAL_TIME.fullmatch(values["time"])
+    ):
+        return None
+    try:
+        time = datetime.fromisoformat(values["time"])
+    except ValueError:  # e.g. month 13: the validator says so
+        return None
+    typed: dict[str, object] = dict(values)
+    typed["id"] = UUID(id_)
+    typed["correlationid"] = typed["id"] if correlation == id_ else UUID(correlation)
+    if causation is not None:
+        typed["causationid"] = UUID(causation)
+    typed["time"] = time
+    return typed
 
 
 def new_envelope(
@@ -143,7 +192,13 @@ def new_envelope(
     event_id = new_id()
     if caused_by is not None:
         correlation_id = caused_by.correlationid
-    return Envelope(
+    # Built for every event published, so checked here by hand and not by the validator:
+    # the rest is typed by the caller (ids, the event's own type and subject).
+    if time.tzinfo is None or time.utcoffset() is None:
+        raise ValueError("an event's time must be timezone-aware")
+    if not _SOURCE_PATTERN.fullmatch(source):
+        raise ValueError(f"source {source!r} does not match {_SOURCE_PATTERN.pattern}")
+    return Envelope.model_construct(
         id=event_id,
         source=source,
         type=event.event_type,
