@@ -13,7 +13,6 @@ latest of each) and a markdown table next to it. Needs the local Kafka and Postg
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import os
@@ -276,4 +275,8 @@ def render_markdown(document: dict[str, Any], *, day: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    # The event loop the services run on (uvicorn picks uvloop when it is installed), for
+    # the raw baselines and AidMesh alike.
+    import uvloop
+
+    sys.exit(uvloop.run(main(sys.argv[1:])))

@@ -19,6 +19,9 @@ PYTHON=$AIDMESH_REPO_ROOT/.venv/bin/python
 LOG_DIR=$AIDMESH_STATE_ROOT/logs
 RUN_DIR=$AIDMESH_STATE_ROOT/run
 READY_TIMEOUT=${AIDMESH_SERVICES_START_TIMEOUT:-60}
+# Locally every flow is traced (one trace per registration in Jaeger, for the demo); the
+# services' own default is one flow in ten (ADR 0012).
+export AIDMESH_TRACE_SAMPLE_RATIO=${AIDMESH_TRACE_SAMPLE_RATIO:-1}
 
 port_of() { service_port "$1"; }
 

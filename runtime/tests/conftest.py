@@ -27,7 +27,7 @@ from aidmesh_runtime.db import RUNTIME_MIGRATIONS, create_pool, load_migrations,
 from aidmesh_runtime.dlq import DeadLetters
 from aidmesh_runtime.kafka import operator_auth
 from aidmesh_runtime.outbox import Outbox, OutboxRelay
-from aidmesh_runtime.service import create_producer
+from aidmesh_runtime.service import create_producer, create_relay_producer
 from aidmesh_runtime.settings import ServiceSettings
 from aidmesh_runtime.testing import drop_database, fresh_database, record_producer
 from aidmesh_runtime.topics import ensure_topics
@@ -107,8 +107,15 @@ async def producer(kafka_bootstrap: str, kafka_topics: None) -> AsyncIterator[AI
 
 
 @pytest.fixture(scope="session")
-async def relay(pool: asyncpg.Pool, producer: AIOKafkaProducer) -> AsyncIterator[OutboxRelay]:
-    """The outbox relay of the session database, running in the background."""
+async def relay(
+    pool: asyncpg.Pool, kafka_bootstrap: str, kafka_topics: None
+) -> AsyncIterator[OutboxRelay]:
+    """The outbox relay of the session database, running in the background, with the
+    producer a service gives its relay."""
+    producer = create_relay_producer(
+        ServiceSettings(kafka_bootstrap=kafka_bootstrap, kafka_username="admin")
+    )
+    await producer.start()
     relay = OutboxRelay(
         pool=pool, producer=producer, poll_interval_s=RELAY_POLL_INTERVAL_S, max_backoff_s=1.0
     )
@@ -116,6 +123,7 @@ async def relay(pool: asyncpg.Pool, producer: AIOKafkaProducer) -> AsyncIterator
     yield relay
     relay.stop()
     await asyncio.wait_for(task, timeout=15)
+    await producer.stop()
 
 
 @pytest.fixture

@@ -35,14 +35,6 @@ SCHEMA_URI_PREFIX = "urn:aidmesh:schema:"
 Source = Annotated[str, StringConstraints(pattern=r"^/[a-z0-9][a-z0-9/_.-]{0,127}$")]
 TypeName = Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN.pattern)]
 TRACEPARENT_PATTERN = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
-_SOURCE_PATTERN = re.compile(r"^/[a-z0-9][a-z0-9/_.-]{0,127}$")
-# The forms AidMesh itself writes (str(UUID), datetime.isoformat()). Headers in exactly these
-# forms are read without the general validator, which gives them the same values; anything
-# else (another client's spelling, or an error) goes through the validator and its messages.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_CANONICAL_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([+-][0-9]{2}:[0-9]{2}|Z)"
-)
 
 _ATTRIBUTE_HEADERS = {
     "id": "ce_id",
@@ -138,9 +130,6 @@ class Envelope(FrozenModel):
         values.setdefault("correlationid", values["id"])
         if "traceparent" in found and TRACEPARENT_PATTERN.match(found["traceparent"]):
             values["traceparent"] = found["traceparent"]
-        canonical = _canonical(values)
-        if canonical is not None:
-            return cls.model_construct(**canonical)
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
@@ -149,33 +138,6 @@ class Envelope(FrozenModel):
                 for e in exc.errors()
             )
             raise EnvelopeError(f"invalid CloudEvents headers: {problems}") from exc
-
-
-def _canonical(values: dict[str, str]) -> dict[str, object] | None:
-    """The attributes as their types if every one is in the form AidMesh writes (then the
-    validator would accept them and give these same values); None otherwise."""
-    id_, correlation = values["id"], values["correlationid"]
-    causation = values.get("causationid")
-    if not (
-        _CANONICAL_UUID.fullmatch(id_)
-        and _CANONICAL_UUID.fullmatch(correlation)
-        and (causation is None or _CANONICAL_UUID.fullmatch(causation))
-        and _SOURCE_PATTERN.fullmatch(values["source"])
-        and EVENT_TYPE_PATTERN.fullmatch(values["type"])
-        and _CANONICAL_TIME.fullmatch(values["time"])
-    ):
-        return None
-    try:
-        time = datetime.fromisoformat(values["time"])
-    except ValueError:  # e.g. month 13: the validator says so
-        return None
-    typed: dict[str, object] = dict(values)
-    typed["id"] = UUID(id_)
-    typed["correlationid"] = typed["id"] if correlation == id_ else UUID(correlation)
-    if causation is not None:
-        typed["causationid"] = UUID(causation)
-    typed["time"] = time
-    return typed
 
 
 def new_envelope(
@@ -192,13 +154,7 @@ def new_envelope(
     event_id = new_id()
     if caused_by is not None:
         correlation_id = caused_by.correlationid
-    # Built for every event published, so checked here by hand and not by the validator:
-    # the rest is typed by the caller (ids, the event's own type and subject).
-    if time.tzinfo is None or time.utcoffset() is None:
-        raise ValueError("an event's time must be timezone-aware")
-    if not _SOURCE_PATTERN.fullmatch(source):
-        raise ValueError(f"source {source!r} does not match {_SOURCE_PATTERN.pattern}")
-    return Envelope.model_construct(
+    return Envelope(
         id=event_id,
         source=source,
         type=event.event_type,

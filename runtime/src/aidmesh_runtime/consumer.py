@@ -21,6 +21,7 @@ skipped; records already dead-lettered in an earlier attempt are not sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -39,22 +40,22 @@ from aidmesh_contracts.envelope import (
     PayloadError,
     decode,
 )
-from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.message import KafkaMessage as KafkaStreamMessage
-from faststream.middlewares import AckPolicy
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from .dlq import DeadLetters
 from .errors import Rejected, is_transient
+from .logging import about_event
 from .metrics import ServiceMetrics
 from .outbox import Outbox, _backoff
-from .telemetry import consuming, describe_event, handling, note_outcome, tracer_of
+from .telemetry import consuming, describe_event, handling, note_outcome, tracer_of, unsampled
 
 log = structlog.get_logger(__name__)
+
+#: The longest a poll waits when nothing arrives (records end it at once).
+_POLL_TIMEOUT_MS = 500
 
 
 @dataclass
@@ -93,7 +94,6 @@ class EventConsumer:
         retry_attempts_before_unready: int = 8,
         max_backoff_s: float = 30.0,
         max_batch: int = 500,
-        batch_timeout_ms: int = 50,
         metrics: ServiceMetrics | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -108,7 +108,9 @@ class EventConsumer:
         self._retry_attempts_before_unready = retry_attempts_before_unready
         self._max_backoff_s = max_backoff_s
         self._max_batch = max_batch
-        self._batch_timeout_ms = batch_timeout_ms
+        self._kafka: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.outcomes: Counter[str] = Counter()
         self.healthy = True
         self.last_error: str | None = None
@@ -117,39 +119,82 @@ class EventConsumer:
     def topics(self) -> list[str]:
         return sorted({model.topic for model in self._handlers})
 
-    def subscribe(self, broker: KafkaBroker, *, group_id: str, offset_reset: str) -> Any:
-        """Register one subscriber for all topics this consumer handles; return it."""
-        subscriber = broker.subscriber(
-            *self.topics,
-            group_id=group_id,
-            auto_offset_reset=offset_reset,  # type: ignore[arg-type]
-            ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,  # we decode ourselves, so bad bytes never reach FastStream's JSON
-            batch=True,
-            max_records=self._max_batch,
-            # Also how long FastStream sleeps after an empty poll: it bounds the added latency.
-            batch_timeout_ms=self._batch_timeout_ms,
-            max_poll_interval_ms=600_000,
-        )
-        subscriber(self._on_batch)
-        self._group_id = group_id
-        return subscriber
+    @property
+    def kafka(self) -> AIOKafkaConsumer | None:
+        """The aiokafka consumer while it runs (readiness and lag read its positions)."""
+        return self._kafka
 
-    async def _on_batch(self, message: KafkaMessage) -> None:
-        raw = message.raw_message
-        records: Sequence[ConsumerRecord] = raw if isinstance(raw, tuple) else (raw,)  # type: ignore[assignment]
-        if not records:
-            return
+    async def start(
+        self, *, kafka: Mapping[str, Any], group_id: str, offset_reset: str, client_id: str
+    ) -> None:
+        """Join `group_id` on the handled topics and consume in the background until stop().
+
+        The loop is ours, on aiokafka directly (ADR 0012): a poll returns as soon as records
+        arrive (FastStream's batch subscriber slept a whole batch timeout after each empty
+        poll, which a quiet topic's next event then waited out), and nothing is done per
+        record before our own decoding (FastStream decoded every header of every record
+        into dicts, and one header that is not UTF-8 failed its whole batch).
+        """
+        self._group_id = group_id
+        self._kafka = AIOKafkaConsumer(
+            *self.topics,
+            **kafka,
+            group_id=group_id,
+            client_id=client_id,
+            auto_offset_reset=offset_reset,
+            enable_auto_commit=False,  # offsets are committed after the batch's transaction
+            max_poll_interval_ms=600_000,  # a batch retried through a long outage
+        )
+        await self._kafka.start()
+        self._stopping = False
+        self._task = asyncio.create_task(self._consume(self._kafka), name=f"consumer-{self.name}")
+
+    async def stop(self, *, timeout_s: float = 20.0) -> None:
+        """Stop fetching, let the batch in hand finish (up to `timeout_s`), leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout_s)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        if self._kafka is not None:
+            await self._kafka.stop()
+            self._kafka = None
+
+    async def _consume(self, kafka: AIOKafkaConsumer) -> None:
+        while not self._stopping:
+            try:
+                # Returns as soon as any assigned partition has records; the timeout only
+                # bounds how long a quiet consumer takes to notice stop().
+                fetched = await kafka.getmany(
+                    timeout_ms=_POLL_TIMEOUT_MS, max_records=self._max_batch
+                )
+            except ConsumerStoppedError:
+                return
+            except KafkaError as exc:  # the broker away: aiokafka reconnects, we wait
+                log.warning("kafka_fetch_failed", error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
+            records = [record for batch in fetched.values() for record in batch]
+            if records:
+                await self._on_records(kafka, records)
+
+    async def _on_records(self, kafka: AIOKafkaConsumer, records: Sequence[ConsumerRecord]) -> None:
         results = await self.process_batch(records)
         self.outcomes.update(outcome for outcome, _ in results)
         if self._metrics is not None:
             self._metrics.consumed_batch(records, results)
+        # Just past this batch, per partition (its records are in order within each).
+        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         try:
-            await message.ack()  # commits the positions: just past this batch
+            await kafka.commit(offsets)
         except KafkaError as exc:
             # The batch's work is committed, its offsets are not (the group rebalanced while
             # the broker was away). Harmless: a later commit covers it, or the records come
-            # again and the inbox skips them. FastStream would swallow this silently.
+            # again and the inbox skips them.
             self.outcomes["offset_commit_failed"] += 1
             last = records[-1]
             log.warning(
@@ -216,11 +261,18 @@ class EventConsumer:
                 if item.outcome is not None:
                     continue
                 started = time.perf_counter()
-                with consuming(self._tracer, item.record, group=self._group_id) as span:
+                if item.envelope is not None and unsampled(item.envelope.traceparent):
+                    # A flow its first service chose not to trace: no span, no context to
+                    # attach; what the handler publishes carries the context it came with.
                     item.outcome = await self._process_one(
                         conn, item, outbox, log_handled=log_handled
                     )
-                    note_outcome(span, item.outcome)
+                else:
+                    with consuming(self._tracer, item.record, group=self._group_id) as span:
+                        item.outcome = await self._process_one(
+                            conn, item, outbox, log_handled=log_handled
+                        )
+                        note_outcome(span, item.outcome)
                 item.seconds = time.perf_counter() - started
             await outbox.flush(conn)
 
@@ -303,15 +355,7 @@ class EventConsumer:
     ) -> None:
         # The handler's own log lines name the event, and the handler's span (so the
         # events it publishes continue this trace).
-        with (
-            handling(self._tracer, envelope, handler),
-            structlog.contextvars.bound_contextvars(
-                event_id=str(envelope.id),
-                event_type=envelope.type,
-                household_id=envelope.subject,
-                correlation_id=str(envelope.correlationid),
-            ),
-        ):
+        with handling(self._tracer, envelope, handler), about_event(envelope):
             context = HandlerContext(conn=conn, envelope=envelope, outbox=outbox)
             await handler(event, context)
 
@@ -408,7 +452,3 @@ class _Item:
 def _logs_info() -> bool:
     """Whether an INFO line would be written (the level is configured once, at start)."""
     return bool(log.bind().is_enabled_for(logging.INFO))
-
-
-async def _raw_body(message: KafkaStreamMessage) -> Any:
-    return message.body

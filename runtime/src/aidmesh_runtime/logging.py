@@ -10,12 +10,47 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import TextIO
 
 import structlog
+from aidmesh_contracts.envelope import Envelope
 from opentelemetry import trace
 
 from .scrubbing import scrub_personal_data
+
+#: The event being handled in this task, if any. Its ids are added to a log line only when
+#: a line is written: binding them for every event (four strings and four context
+#: variables) would cost more than the few lines a handler writes.
+_EVENT: ContextVar[Envelope | None] = ContextVar("aidmesh_event", default=None)
+
+
+class about_event:  # lower case: a context manager, like structlog's bound_contextvars
+    """Log lines written inside name `envelope`'s event (its id, type, household and flow)."""
+
+    __slots__ = ("_envelope", "_token")
+
+    def __init__(self, envelope: Envelope) -> None:
+        self._envelope = envelope
+
+    def __enter__(self) -> None:
+        self._token = _EVENT.set(self._envelope)
+
+    def __exit__(self, *_: object) -> None:
+        _EVENT.reset(self._token)
+
+
+def add_event_ids(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """structlog processor: the ids of the event being handled (see `about_event`)."""
+    envelope = _EVENT.get()
+    if envelope is not None:
+        event_dict.setdefault("event_id", str(envelope.id))
+        event_dict.setdefault("event_type", envelope.type)
+        event_dict.setdefault("household_id", envelope.subject)
+        event_dict.setdefault("correlation_id", str(envelope.correlationid))
+    return event_dict
 
 
 def add_trace_ids(
@@ -27,6 +62,13 @@ def add_trace_ids(
     if span_context.is_valid:
         event_dict.setdefault("trace_id", format(span_context.trace_id, "032x"))
         event_dict.setdefault("span_id", format(span_context.span_id, "016x"))
+        return event_dict
+    # A flow that is not traced has no span here (none is made for it): its context is
+    # the one the event came with.
+    envelope = _EVENT.get()
+    if envelope is not None and envelope.traceparent:
+        event_dict.setdefault("trace_id", envelope.traceparent[3:35])
+        event_dict.setdefault("span_id", envelope.traceparent[36:52])
     return event_dict
 
 
@@ -54,6 +96,7 @@ def configure_logging(
     out = stream or sys.stderr
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_event_ids,
         _named(service),
         add_trace_ids,
         structlog.processors.add_log_level,

@@ -82,6 +82,7 @@ class ServiceMetrics:
             ["service", "topic", "type"],
             registry=registry,
         )
+        self._handling_children: dict[tuple[str, str], Any] = {}
         self.handling_seconds = Histogram(
             "aidmesh_event_handling_seconds",
             "Time from taking a record to its end state: decode, inbox, handler and commit "
@@ -129,12 +130,19 @@ class ServiceMetrics:
         """A batch's records reached their end states (`consumed` for each, the counters
         added once per label set)."""
         counts: Tally[tuple[str, str, str]] = Tally()
+        children = self._handling_children
         for record, (outcome, seconds) in zip(records, results, strict=True):
             event_type = _event_type(
                 value for name, value in (record.headers or ()) if name == "ce_type"
             )
             counts[record.topic, event_type, outcome] += 1
-            self.handling_seconds.labels(self.service, event_type, outcome).observe(seconds)
+            # labels() builds and locks on every call: its children are kept per label set.
+            child = children.get((event_type, outcome))
+            if child is None:
+                child = children[event_type, outcome] = self.handling_seconds.labels(
+                    self.service, event_type, outcome
+                )
+            child.observe(seconds)
         for (topic, event_type, outcome), count in counts.items():
             self.events_consumed.labels(self.service, topic, event_type, outcome).inc(count)
             if outcome == "dead_lettered":

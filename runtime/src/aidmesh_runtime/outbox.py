@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID, uuid4
 
 import asyncpg
+import orjson
 import structlog
 from aidmesh_contracts.base import Event
 from aidmesh_contracts.envelope import Envelope, encode, new_envelope
@@ -107,8 +108,8 @@ class Outbox:
             or (caused_by.traceparent if caused_by else None),
             new_id=self.new_id,
         )
-        headers = [[name, value.decode()] for name, value in envelope.to_headers()]
-        row = (envelope.id, event.topic, event.subject(), json.dumps(headers), encode(event))
+        headers = orjson.dumps(envelope.header_pairs()).decode()
+        row = (envelope.id, event.topic, envelope.subject or "", headers, encode(event))
         return envelope, row
 
     async def add_prepared(
@@ -217,39 +218,47 @@ class OutboxRelay:
             self._crash_point("relay_before_publish")
             sent = await self._send(rows)
             self._crash_point("relay_after_publish")
-            await self._mark_sent(conn, [row["id"] for row in rows])
+            await self._mark_sent(conn, [row.id for row in rows])
         self.published += len(rows)
         if self._metrics is not None:
             self._metrics.published(sent)
         log.debug("outbox_published", count=len(rows))
         return len(rows)
 
-    async def _unsent(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def _unsent(self, conn: asyncpg.Connection) -> list[_Unsent]:
+        """The next rows to publish, in id order, their stored headers parsed."""
+        rows = await conn.fetch(
             "SELECT id, topic, key, headers, payload FROM outbox "
             "WHERE sent_at IS NULL ORDER BY id LIMIT $1",
             self._batch_size,
         )
+        return [
+            _Unsent(
+                row["id"], row["topic"], row["key"], orjson.loads(row["headers"]), row["payload"]
+            )
+            for row in rows
+        ]
 
-    async def _send(self, rows: Sequence[asyncpg.Record]) -> list[dict[str, object]]:
+    async def _send(self, rows: Sequence[_Unsent]) -> list[dict[str, object]]:
         """Send the rows and wait until Kafka acknowledged them all; what was sent (topic
         and stored headers of each) for the metrics."""
-        # send() queues in call order; the idempotent producer keeps that order per
-        # partition even when it retries, so per-key order survives.
+        # The producer queues them in this order; the idempotent producer keeps that order
+        # per partition even when it retries, so per-key order survives.
         # Each record in a PRODUCER span, child of the context stored with the row.
-        sent = [{"topic": row["topic"], "headers": json.loads(row["headers"])} for row in rows]
         with SendSpans(self._tracer) as spans:
-            futures = [
-                await self._producer.send(
-                    row["topic"],
-                    value=bytes(row["payload"]),
-                    key=row["key"].encode(),
-                    headers=spans.start(row["topic"], row["key"], record["headers"]),
-                )
-                for row, record in zip(rows, sent, strict=True)
-            ]
+            futures = await self._producer.send_many(
+                [
+                    (
+                        row.topic,
+                        row.key.encode(),
+                        bytes(row.payload),
+                        spans.start(row.topic, row.key, row.headers),
+                    )
+                    for row in rows
+                ]
+            )
             await asyncio.gather(*futures)
-        return sent
+        return [{"topic": row.topic, "headers": row.headers} for row in rows]
 
     async def _mark_sent(self, conn: asyncpg.Connection, ids: list[int]) -> None:
         async with conn.transaction():
@@ -299,6 +308,16 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         self._wake.clear()
+
+
+class _Unsent(NamedTuple):
+    """An outbox row the relay is to publish."""
+
+    id: int
+    topic: str
+    key: str
+    headers: list[list[str]]  # [name, value] pairs, as stored
+    payload: bytes
 
 
 def _session_ended(conn: asyncpg.Connection) -> bool:

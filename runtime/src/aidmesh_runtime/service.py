@@ -26,17 +26,16 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from faststream.kafka import KafkaBroker
 
 from . import auth
 from .consumer import EventConsumer, Handler
 from .db import all_migrations, create_pool, migrate
 from .dlq import DeadLetters
 from .kafka import KafkaCredentialsMissing
+from .librdkafka import LibrdkafkaProducer
 from .logging import configure_logging
 from .metrics import HttpMetricsMiddleware, ServiceMetrics
 from .outbox import Outbox, OutboxRelay
-from .producer import RenewingProducer
 from .settings import SecretSettingError, ServiceSettings
 from .telemetry import Telemetry
 from .topics import MAX_DLQ_MESSAGE_BYTES
@@ -79,6 +78,22 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     )
 
 
+def create_relay_producer(settings: ServiceSettings) -> LibrdkafkaProducer:
+    """The producer of the relay and the dead letters (librdkafka: ADR 0012)."""
+    return LibrdkafkaProducer(
+        settings.kafka_connection().confluent()
+        | {
+            "client.id": f"aidmesh-{settings.service_name}",
+            "linger.ms": settings.kafka_linger_ms,
+            "message.max.bytes": MAX_DLQ_MESSAGE_BYTES,  # it also sends dead letters
+            # A record not acknowledged by then fails (its batch is retried by the relay,
+            # which says so in /readyz), as aiokafka's request timeout did.
+            "message.timeout.ms": settings.kafka_request_timeout_ms,
+            "request.timeout.ms": min(settings.kafka_request_timeout_ms, 30_000),
+        }
+    )
+
+
 def create_service_app(
     *,
     settings: ServiceSettings,
@@ -118,9 +133,9 @@ def create_service_app(
                 # 0004): done before the consumer and the API start.
                 if after_migrations is not None:
                     await after_migrations(conn)
-            # One producer for the relay and the dead letters, renewed if a long broker
-            # outage breaks it for good (see producer.py).
-            producer = RenewingProducer(lambda: create_producer(settings))
+            # One producer for the relay and the dead letters, renewed if a fatal error
+            # breaks it for good (librdkafka.py).
+            producer = create_relay_producer(settings)
             await producer.start()
             stack.push_async_callback(producer.stop)
             outbox = Outbox(source=settings.source, clock=clock, new_id=new_id)
@@ -148,24 +163,18 @@ def create_service_app(
                     retry_attempts_before_unready=settings.retry_attempts_before_unready,
                     max_backoff_s=settings.retry_max_backoff_s,
                     max_batch=settings.consumer_max_batch,
-                    batch_timeout_ms=settings.consumer_batch_timeout_ms,
                     metrics=metrics,
                     tracer=telemetry.tracer,
                 )
-                broker = KafkaBroker(
-                    settings.kafka_bootstrap,
-                    security=settings.kafka_connection().faststream(),
+                await consumer.start(
+                    kafka=settings.kafka_connection().aiokafka(),
+                    group_id=settings.group_id,
+                    offset_reset=settings.consumer_offset_reset,
                     client_id=f"aidmesh-{name}",
-                    graceful_timeout=20,  # let the in-flight handler finish on shutdown
-                    logger=None,
                 )
-                app.state.subscriber = consumer.subscribe(
-                    broker, group_id=settings.group_id, offset_reset=settings.consumer_offset_reset
-                )
-                await broker.start()
-                # Stops fetching first; the in-flight handler completes before the relay
-                # drains and the producer and pool close.
-                stack.push_async_callback(broker.stop)
+                # Stops fetching first; the batch in hand completes before the relay drains
+                # and the producer and pool close.
+                stack.push_async_callback(consumer.stop)
             runtime = Runtime(
                 settings=settings,
                 pool=pool,
@@ -239,7 +248,8 @@ def create_service_app(
     async def prometheus_metrics(request: Request) -> Response:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         await metrics.refresh(
-            pool=runtime.pool if runtime else None, consumer=_kafka_consumer(request.app)
+            pool=runtime.pool if runtime else None,
+            consumer=runtime.consumer.kafka if runtime and runtime.consumer else None,
         )
         body, content_type = metrics.render(accept=request.headers.get("accept"))
         return Response(body, headers={"Content-Type": content_type})
@@ -265,7 +275,8 @@ async def _positioned_partitions(app: FastAPI) -> int:
     Assignment alone is not enough: with offset reset "latest" the position is looked up
     just after, and an event published in between would be skipped.
     """
-    consumer = _kafka_consumer(app)
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
+    consumer = runtime.consumer.kafka if runtime and runtime.consumer else None
     if consumer is None:
         return 0
     assignment = consumer.assignment()
@@ -275,12 +286,6 @@ async def _positioned_partitions(app: FastAPI) -> int:
     except Exception:  # rebalancing or broker unavailable: not ready yet
         return 0
     return len(assignment)
-
-
-def _kafka_consumer(app: FastAPI) -> Any:
-    """The aiokafka consumer behind the service's FastStream subscriber (None before it
-    starts, and in a service without handlers)."""
-    return getattr(getattr(app.state, "subscriber", None), "consumer", None)
 
 
 def run(app: FastAPI, settings: ServiceSettings) -> None:

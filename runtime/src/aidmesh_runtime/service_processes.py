@@ -33,6 +33,8 @@ STOP_S = 30.0
 DEFAULT_SETTINGS = {
     "AIDMESH_CONSUMER_OFFSET_RESET": "latest",
     "AIDMESH_RELAY_POLL_INTERVAL_S": "0.2",
+    # Every flow traced, as under make up: the tests follow a flow's trace end to end.
+    "AIDMESH_TRACE_SAMPLE_RATIO": "1",
 }
 
 

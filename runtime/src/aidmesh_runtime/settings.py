@@ -86,8 +86,6 @@ class ServiceSettings(BaseSettings):
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
     #: Records handled in one database transaction (and one offset commit), at most.
     consumer_max_batch: int = 500
-    #: How long a poll waits for records; also FastStream's pause after an empty poll.
-    consumer_batch_timeout_ms: int = 50
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     outbox_retention_hours: int = 72
@@ -99,9 +97,11 @@ class ServiceSettings(BaseSettings):
     #: turns export off (spans are still made, so trace context still flows through).
     otlp_endpoint: str | None = "http://127.0.0.1:4318"
     #: Share of the flows this service starts that are traced (decided by trace id; flows it
-    #: continues follow the decision of the service that started them). 1.0 traces every
-    #: flow, as locally; a busy production service may trace a fraction.
-    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    #: continues follow the decision of the service that started them). One flow in ten by
+    #: default: a traced event costs about twice the CPU of one that is not (bench/hop.py,
+    #: ADR 0012), and a flow not traced costs no span anywhere; its log lines still carry
+    #: its trace id. `make up` (deploy/local) traces every flow, for the demo.
+    trace_sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
     #: Fault injection for the delivery tests only: the process exits at once (as with
     #: kill -9) at this point. Never set in production.
     fault_crash_point: Literal["relay_before_publish", "relay_after_publish"] | None = None

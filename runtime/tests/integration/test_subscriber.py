@@ -1,5 +1,5 @@
-"""The consumer behind a real FastStream subscriber: outbox → broker → handler → inbox,
-with offsets committed only after processing, and poison records not stopping it."""
+"""The consumer running its own fetch loop on the real broker: outbox → broker → handler →
+inbox, with offsets committed only after processing, and poison records not stopping it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from aidmesh_runtime.consumer import EventConsumer
 from aidmesh_runtime.kafka import operator
 from aidmesh_runtime.outbox import Outbox
 from aiokafka import AIOKafkaProducer
-from faststream.kafka import KafkaBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("relay")]
 
@@ -28,16 +27,17 @@ async def subscribed(
     make_consumer: Callable[..., EventConsumer],
     group_at_end: Callable[..., Awaitable[str]],
 ) -> AsyncIterator[EventConsumer]:
-    """An EventConsumer subscribed through a started FastStream broker, in a new group
-    that begins at the current end of the topic."""
+    """An EventConsumer consuming in the background, in a new group that begins at the
+    current end of the topic."""
     consumer = make_consumer(name="runtime-tests-subscriber")
-    broker = KafkaBroker(kafka_bootstrap, security=operator().faststream(), logger=None)
-    consumer.subscribe(
-        broker, group_id=await group_at_end(*consumer.topics), offset_reset="earliest"
+    await consumer.start(
+        kafka=operator(kafka_bootstrap).aiokafka(),
+        group_id=await group_at_end(*consumer.topics),
+        offset_reset="earliest",
+        client_id="runtime-tests-subscriber",
     )
-    await broker.start()
     yield consumer
-    await broker.stop()
+    await consumer.stop()
 
 
 async def add_deliveries(pool: asyncpg.Pool, outbox: Outbox, *events: AssistanceDelivered) -> None:

@@ -72,6 +72,12 @@ class RecordingProducer:
     async def send_and_wait(self, topic: str, value: bytes | None = None, **kw: Any) -> None:
         await (await self.send(topic, value, **kw))
 
+    async def send_many(self, records: Any) -> list[asyncio.Future[None]]:
+        return [
+            await self.send(topic, value, key=key, headers=headers)
+            for topic, key, value, headers in records
+        ]
+
 
 @pytest.fixture(scope="module")
 async def traced_pool(new_database: Callable[[], Awaitable[str]]) -> AsyncIterator[asyncpg.Pool]:
