@@ -72,7 +72,7 @@ async def run(env: Any) -> dict[str, Any]:
 
     settings = bench_settings(group=group, offset_reset="earliest")
     started = time.perf_counter()
-    async with hop_service(settings) as conn:
+    async with hop_service(settings) as (conn, _):
         ready = time.perf_counter()
         consumed = await wait_count(conn, "SELECT count(*) FROM inbox", n)
         relayed = await wait_count(conn, SENT, n)

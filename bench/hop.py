@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import resource
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -34,6 +36,7 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
+import httpx
 from _stages import breakdown, profiled
 from aidmesh_contracts import (
     Composition,
@@ -203,9 +206,14 @@ async def assess(event: HouseholdRegistered, ctx: HandlerContext) -> None:
 
 
 def bench_settings(
-    *, group: str, offset_reset: str = "latest", trace_sample_ratio: float = 1.0
+    *,
+    group: str,
+    offset_reset: str = "latest",
+    trace_sample_ratio: float = DEFAULT_RATIO,
+    roles: str = "api,consumer,relay",
 ) -> BenchSettings:
     return BenchSettings(
+        roles=roles,
         trace_sample_ratio=trace_sample_ratio,
         db_name=unique("aidmesh_bench"),
         consumer_group=group,
@@ -216,10 +224,55 @@ def bench_settings(
     )
 
 
+RELAY = Path(__file__).with_name("_relay.py")
+RELAY_PORT = 19301
+
+
 @contextlib.asynccontextmanager
-async def hop_service(settings: BenchSettings) -> AsyncIterator[asyncpg.Connection]:
-    """The one-hop service running in-process on a fresh database (dropped afterwards);
-    yields a connection to that database."""
+async def relay_process(settings: BenchSettings) -> AsyncIterator[int]:
+    """The service's relay as a process of its own (bench/_relay.py); yields its pid."""
+    env = os.environ | {
+        "AIDMESH_BENCH_DB_NAME": settings.db_name,
+        "AIDMESH_BENCH_ROLES": "relay",
+        "AIDMESH_BENCH_HTTP_PORT": str(RELAY_PORT),
+        "AIDMESH_BENCH_RELAY_POLL_INTERVAL_S": str(settings.relay_poll_interval_s),
+        "AIDMESH_OTLP_ENDPOINT": "",
+        "AIDMESH_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(sys.executable, str(RELAY), env=env)
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as http:
+            while True:
+                try:
+                    ready = await http.get(f"http://127.0.0.1:{RELAY_PORT}/readyz")
+                    if ready.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or process.returncode is not None:
+                    raise RuntimeError("the bench relay process did not get ready in 60 s")
+                await asyncio.sleep(0.2)
+        yield process.pid
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), timeout=30)
+
+
+def child_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of another process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.asynccontextmanager
+async def hop_service(
+    settings: BenchSettings, *, relay_apart: bool = False
+) -> AsyncIterator[tuple[asyncpg.Connection, int | None]]:
+    """The one-hop service running in-process on a fresh database (dropped afterwards),
+    its relay in it or (`relay_apart`) in a process of its own started first; yields a
+    connection to that database and the relay process's pid (None when in-process)."""
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
         await admin.execute(
@@ -230,7 +283,11 @@ async def hop_service(settings: BenchSettings) -> AsyncIterator[asyncpg.Connecti
         await admin.close()
     await fresh_database(settings.database, owner="aidmesh_bench")
     try:
-        with tempfile.TemporaryDirectory() as empty:
+        async with contextlib.AsyncExitStack() as stack:
+            relay_pid = (
+                await stack.enter_async_context(relay_process(settings)) if relay_apart else None
+            )
+            empty = stack.enter_context(tempfile.TemporaryDirectory())
             app = create_service_app(
                 settings=settings,
                 migrations=Path(empty),
@@ -238,12 +295,10 @@ async def hop_service(settings: BenchSettings) -> AsyncIterator[asyncpg.Connecti
                 title="bench",
                 description="one hop",
             )
-            async with running_app(app):
-                conn = await asyncpg.connect(settings.database_dsn)
-                try:
-                    yield conn
-                finally:
-                    await conn.close()
+            await stack.enter_async_context(running_app(app))
+            conn = await asyncpg.connect(settings.database_dsn)
+            stack.push_async_callback(conn.close)
+            yield conn, relay_pid
     finally:
         await drop_database(settings.database)
 
@@ -279,6 +334,7 @@ async def aidmesh_hop(
     *,
     trace_sample_ratio: float = 1.0,
     profile: tuple[Path, Path] | None = None,
+    relay_apart: bool = False,
 ) -> dict[str, float]:
     """The runtime's consumer → handler publishing via the outbox → relay → Kafka, relaying
     a backlog already on the topic, as the raw relay does: from the moment the service is
@@ -287,18 +343,32 @@ async def aidmesh_hop(
     start = await end_offsets(HOUSEHOLD)
     produce_s = await produce_all(producer, HOUSEHOLD, batch)
     await commit_at(group, start)
-    settings = bench_settings(group=group, trace_sample_ratio=trace_sample_ratio)
-    async with hop_service(settings) as conn:
+    settings = bench_settings(
+        group=group,
+        trace_sample_ratio=trace_sample_ratio,
+        roles="api,consumer" if relay_apart else "api,consumer,relay",
+    )
+    async with hop_service(settings, relay_apart=relay_apart) as (conn, relay_pid):
         with profiled(*profile) if profile else contextlib.nullcontext():
             cpu = process_cpu_seconds()
+            main_thread = time.thread_time()
+            relay_cpu = child_cpu_seconds(relay_pid) if relay_pid else 0.0
             started = time.perf_counter()
             total = await wait_count(conn, SENT, len(batch)) - started
             cpu = process_cpu_seconds() - cpu
+            main_thread = time.thread_time() - main_thread
+            relay_cpu = child_cpu_seconds(relay_pid) - relay_cpu if relay_pid else 0.0
+    n = len(batch)
     return {
         "seconds": total,
         "produce_seconds": produce_s,
-        "cpu_us_per_event": cpu / len(batch) * 1e6,
+        "cpu_us_per_event": (cpu + relay_cpu) / n * 1e6,
         "cpu_share": cpu / total,
+        # The event loop's thread (py-spy's samples are of it) and the others (librdkafka's).
+        "main_thread_cpu_us_per_event": main_thread / n * 1e6,
+        "other_threads_cpu_us_per_event": (cpu - main_thread) / n * 1e6,
+        "relay_process_cpu_us_per_event": relay_cpu / n * 1e6,
+        "relay_process_cpu_share": relay_cpu / total,
     }
 
 

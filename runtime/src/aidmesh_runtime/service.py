@@ -56,7 +56,7 @@ class Runtime:
     outbox: Outbox
     clock: Callable[[], datetime]
     new_id: Callable[[], UUID]
-    relay: OutboxRelay
+    relay: OutboxRelay | None  # None in a process without the relay role
     consumer: EventConsumer | None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -133,27 +133,32 @@ def create_service_app(
                 # 0004): done before the consumer and the API start.
                 if after_migrations is not None:
                     await after_migrations(conn)
+            handles = bool(handlers) and settings.runs("consumer")
             # One producer for the relay and the dead letters, renewed if a fatal error
             # breaks it for good (librdkafka.py).
-            producer = create_relay_producer(settings)
-            await producer.start()
-            stack.push_async_callback(producer.stop)
+            producer = None
+            if handles or settings.runs("relay"):
+                producer = create_relay_producer(settings)
+                await producer.start()
+                stack.push_async_callback(producer.stop)
             outbox = Outbox(source=settings.source, clock=clock, new_id=new_id)
-            relay = OutboxRelay(
-                pool=pool,
-                producer=producer,
-                batch_size=settings.relay_batch_size,
-                poll_interval_s=settings.relay_poll_interval_s,
-                retention_hours=settings.outbox_retention_hours,
-                max_backoff_s=settings.retry_max_backoff_s,
-                crash_at=settings.fault_crash_point,
-                metrics=metrics,
-                tracer=telemetry.tracer,
-            )
-            relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-            stack.push_async_callback(_stop_relay, relay, relay_task)
+            relay = None
+            if producer is not None and settings.runs("relay"):
+                relay = OutboxRelay(
+                    pool=pool,
+                    producer=producer,
+                    batch_size=settings.relay_batch_size,
+                    poll_interval_s=settings.relay_poll_interval_s,
+                    retention_hours=settings.outbox_retention_hours,
+                    max_backoff_s=settings.retry_max_backoff_s,
+                    crash_at=settings.fault_crash_point,
+                    metrics=metrics,
+                    tracer=telemetry.tracer,
+                )
+                relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+                stack.push_async_callback(_stop_relay, relay, relay_task)
             consumer = None
-            if handlers:
+            if handlers and handles and producer is not None:
                 consumer = EventConsumer(
                     name=name,
                     pool=pool,
@@ -195,12 +200,13 @@ def create_service_app(
             log.info(
                 "service_started",
                 port=settings.port,
+                roles=settings.roles,
                 topics=consumer.topics if consumer else [],
                 group_id=settings.group_id,
             )
             yield
             log.info("service_stopping")
-        log.info("service_stopped", published=relay.published)
+        log.info("service_stopped", published=relay.published if relay else None)
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.metrics = metrics
@@ -231,7 +237,8 @@ def create_service_app(
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"failing: {type(exc).__name__}"
-        checks["outbox_relay"] = "ok" if runtime.relay.healthy else runtime.relay.last_error
+        if runtime.relay is not None:
+            checks["outbox_relay"] = "ok" if runtime.relay.healthy else runtime.relay.last_error
         if runtime.consumer is not None:
             checks["consumer"] = "ok" if runtime.consumer.healthy else runtime.consumer.last_error
             assigned = await _positioned_partitions(request.app)
@@ -254,7 +261,7 @@ def create_service_app(
         body, content_type = metrics.render(accept=request.headers.get("accept"))
         return Response(body, headers={"Content-Type": content_type})
 
-    if router is not None:
+    if router is not None and settings.runs("api"):
         # Every route of the service's API needs a valid token (routes add their scope);
         # without a key to verify tokens the service refuses to start (auth.py).
         auth.install(app, settings)

@@ -45,6 +45,9 @@ from .kafka import (
     read_password,
 )
 
+ROLES = ("api", "consumer", "relay")
+ROLES_PATTERN = r"^\s*(api|consumer|relay)\s*(,\s*(api|consumer|relay)\s*)*$"
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIDMESH_", extra="ignore")
@@ -86,6 +89,11 @@ class ServiceSettings(BaseSettings):
     consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
     #: Records handled in one database transaction (and one offset commit), at most.
     consumer_max_batch: int = 500
+    #: What this process does, comma-separated: `api` (the HTTP endpoints), `consumer` (the
+    #: event handlers), `relay` (publishing the outbox). All three by default; a busy
+    #: service runs its relay as a process of its own, so publishing and handling each
+    #: have a core (ADR 0012). Health, readiness and metrics are served in every role.
+    roles: str = Field(default="api,consumer,relay", pattern=ROLES_PATTERN)
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     outbox_retention_hours: int = 72
@@ -132,6 +140,10 @@ class ServiceSettings(BaseSettings):
             SecretFileSource(settings_cls, env_prefix="AIDMESH_"),
             file_secret_settings,
         )
+
+    def runs(self, role: str) -> bool:
+        """Whether this process has `role` (one of ROLES)."""
+        return role in {part.strip() for part in self.roles.split(",")}
 
     @property
     def source(self) -> str:
