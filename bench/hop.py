@@ -49,7 +49,7 @@ from aidmesh_contracts import (
 from aidmesh_contracts.envelope import new_envelope
 from aidmesh_contracts.topics import HOUSEHOLD, NEED
 from aidmesh_runtime.consumer import HandlerContext
-from aidmesh_runtime.kafka import operator_auth
+from aidmesh_runtime.kafka import operator, operator_auth
 from aidmesh_runtime.service import create_service_app
 from aidmesh_runtime.settings import ServiceSettings
 from aidmesh_runtime.testing import (
@@ -62,6 +62,9 @@ from aidmesh_runtime.testing import (
 )
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from confluent_kafka import Consumer as ConfluentConsumer
+from confluent_kafka import Producer as ConfluentProducer
+from confluent_kafka import TopicPartition as ConfluentPartition
 
 TARGET_RATIO = 0.5
 #: The share of flows traced by default (ServiceSettings.trace_sample_ratio).
@@ -379,10 +382,46 @@ def process_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def raw_confluent_relay(start: dict[TopicPartition, int], n: int) -> float:
+    """The raw relay on librdkafka (confluent-kafka) alone: consume each record and produce
+    one to the need topic (idempotent, acks=all), offsets committed per batch; seconds."""
+    connection = operator()
+    consumer = ConfluentConsumer(
+        connection.confluent()
+        | {"group.id": unique("bench-raw-confluent"), "enable.auto.commit": False}
+    )
+    producer = ConfluentProducer(
+        connection.confluent() | {"enable.idempotence": True, "partitioner": "murmur2_random"}
+    )
+    try:
+        consumer.assign(
+            [ConfluentPartition(tp.topic, tp.partition, offset) for tp, offset in start.items()]
+        )
+        relayed = 0
+        started = time.perf_counter()
+        while relayed < n:
+            batch = consumer.consume(num_messages=500, timeout=1.0)
+            for record in batch:
+                producer.produce(
+                    NEED, value=record.value(), key=record.key(), headers=record.headers()
+                )
+            producer.flush(30)
+            if batch:
+                consumer.commit(asynchronous=False)
+            relayed += len(batch)
+        return time.perf_counter() - started
+    finally:
+        consumer.close()
+
+
+def row(figure: str, value: str, **more: Any) -> dict[str, Any]:
+    return {"figure": figure, "value": value, **more}
+
+
 async def run(env: Any) -> dict[str, Any]:
     n = env.setting("events", 20_000)
-    sampled = env.setting("sampled_ratio", 1.0)  # every flow traced: what tracing costs
-    default_ratio = DEFAULT_RATIO
+    traced_all = env.setting("sampled_ratio", 1.0)  # what tracing every flow costs
+    default = DEFAULT_RATIO
     batch = records(n)
     value_bytes = sum(len(v) for _, v, _ in batch) / n
     header_bytes = sum(sum(len(k) + len(v) for k, v in h) for _, _, h in batch) / n
@@ -390,126 +429,143 @@ async def run(env: Any) -> dict[str, Any]:
         bootstrap_servers=KAFKA, **operator_auth(), enable_idempotence=True, linger_ms=5
     )
     await producer.start()
+    today = datetime.now(UTC).date().isoformat()
+    flame = env.root / "bench" / "results" / f"{today}-hop-flame.svg"
+    stacks = env.work / f"{today}-hop-stacks.txt"
     try:
         start = await end_offsets(HOUSEHOLD)
         produce_s = await produce_all(producer, HOUSEHOLD, batch)
         consume_s = await raw_consume(start, n)
-        relay_cpu = process_cpu_seconds()
+        cpu = process_cpu_seconds()
         relay_s = await raw_relay(start, n, producer)
-        relay_cpu = process_cpu_seconds() - relay_cpu
-        hop = await aidmesh_hop(
-            records(n, traced=default_ratio), producer, trace_sample_ratio=default_ratio
+        relay_cpu = process_cpu_seconds() - cpu
+        cpu = process_cpu_seconds()
+        confluent_s = await asyncio.to_thread(raw_confluent_relay, start, n)
+        confluent_cpu = process_cpu_seconds() - cpu
+        hop = await aidmesh_hop(records(n, traced=default), producer, trace_sample_ratio=default)
+        apart = await aidmesh_hop(
+            records(n, traced=default), producer, trace_sample_ratio=default, relay_apart=True
         )
-        hop_sampled = await aidmesh_hop(
-            records(n, traced=sampled), producer, trace_sample_ratio=sampled
+        all_traced = await aidmesh_hop(
+            records(n, traced=traced_all), producer, trace_sample_ratio=traced_all
         )
-        # A third run under py-spy, for the stage breakdown and the flame graph only (its
-        # rate is not reported: the sampler shares the two cores).
-        today = datetime.now(UTC).date().isoformat()
-        flame = env.root / "bench" / "results" / f"{today}-hop-flame.svg"
-        stacks = env.work / f"{today}-hop-stacks.txt"
-        profiled_hop = await aidmesh_hop(
-            records(n, traced=default_ratio),
+        # Once more under py-spy, for the stage breakdown and the flame graph only: the
+        # sampler pauses the process 200 times a second, so this run's rate is not reported.
+        await aidmesh_hop(
+            records(n, traced=default),
             producer,
-            trace_sample_ratio=default_ratio,
+            trace_sample_ratio=default,
             profile=(flame, stacks),
         )
-        stages = breakdown(stacks, profiled_hop["cpu_us_per_event"])
     finally:
         await producer.stop()
+    # The samples are of the event loop's thread: its stages are scaled to that thread's CPU
+    # in the unprofiled run; librdkafka's threads are a line of their own.
+    stages = breakdown(stacks, hop["main_thread_cpu_us_per_event"])
+    stages.append(
+        {
+            "stage": "produce: librdkafka's own threads (C, not sampled)",
+            "share": None,
+            "cpu_us_per_event": round(hop["other_threads_cpu_us_per_event"], 1),
+        }
+    )
     rates = {
         "raw_produce_per_s": n / produce_s,
         "raw_consume_per_s": n / consume_s,
         "raw_relay_per_s": n / relay_s,
+        "raw_confluent_relay_per_s": n / confluent_s,
         "aidmesh_hop_per_s": n / hop["seconds"],
-        "aidmesh_hop_sampled_per_s": n / hop_sampled["seconds"],
+        "aidmesh_hop_relay_apart_per_s": n / apart["seconds"],
+        "aidmesh_hop_all_traced_per_s": n / all_traced["seconds"],
     }
-    sampled_ratio = rates["aidmesh_hop_sampled_per_s"] / rates["raw_relay_per_s"]
-    ratio = rates["aidmesh_hop_per_s"] / rates["raw_relay_per_s"]
+    raw = rates["raw_relay_per_s"]
+    ratio = rates["aidmesh_hop_per_s"] / raw
+    apart_ratio = rates["aidmesh_hop_relay_apart_per_s"] / raw
+    met = {"target": f">= {TARGET_RATIO}"}
     return {
         "events": n,
         "mean_value_bytes": round(value_bytes),
         "mean_header_bytes": round(header_bytes),
         **{k: round(v) for k, v in rates.items()},
         "hop_to_raw_relay_ratio": round(ratio, 3),
+        "hop_relay_apart_to_raw_relay_ratio": round(apart_ratio, 3),
+        "hop_to_raw_confluent_relay_ratio": round(
+            rates["aidmesh_hop_per_s"] / rates["raw_confluent_relay_per_s"], 3
+        ),
         "raw_relay_cpu_us_per_event": round(relay_cpu / n * 1e6),
-        "hop_cpu_us_per_event": round(hop["cpu_us_per_event"]),
-        "hop_cpu_share": round(hop["cpu_share"], 2),
-        "hop_sampled_cpu_us_per_event": round(hop_sampled["cpu_us_per_event"]),
-        "hop_sampled_cpu_share": round(hop_sampled["cpu_share"], 2),
-        "sampled_hop_to_raw_relay_ratio": round(sampled_ratio, 3),
+        "raw_confluent_relay_cpu_us_per_event": round(confluent_cpu / n * 1e6),
+        "hop": {k: round(v, 2) for k, v in hop.items()},
+        "hop_relay_apart": {k: round(v, 2) for k, v in apart.items()},
+        "hop_all_traced": {k: round(v, 2) for k, v in all_traced.items()},
         "stages": stages,
-        "profiled_cpu_us_per_event": round(profiled_hop["cpu_us_per_event"]),
-        "summary": {k: round(v) for k, v in rates.items()} | {"ratio": round(ratio, 3)},
+        "summary": {k: round(v) for k, v in rates.items()}
+        | {"ratio": round(ratio, 3), "ratio_relay_apart": round(apart_ratio, 3)},
         "table": [
-            {
-                "figure": "raw aiokafka produce (acks=all)",
-                "value": f"{rates['raw_produce_per_s']:,.0f} events/s",
-            },
-            {
-                "figure": "raw aiokafka consume",
-                "value": f"{rates['raw_consume_per_s']:,.0f} events/s",
-            },
-            {
-                "figure": "raw consume-then-produce relay",
-                "value": f"{rates['raw_relay_per_s']:,.0f} events/s",
-            },
-            {
-                "figure": "raw relay: CPU of its Python process per event",
-                "value": f"{relay_cpu / n * 1e6:,.0f} µs",
-            },
-            {
-                "figure": f"AidMesh hop (inbox txn + outbox + relay), {default_ratio:.0%} traced",
-                "value": f"{rates['aidmesh_hop_per_s']:,.0f} events/s",
-            },
-            {
-                "figure": f"hop / raw relay ({default_ratio:.0%} traced, the default)",
-                "value": f"{ratio:.3f}",
-                "target": f">= {TARGET_RATIO}",
-                "met": ratio >= TARGET_RATIO,
-            },
-            {
-                "figure": "hop: CPU of its one Python process per event (share of a core busy)",
-                "value": f"{hop['cpu_us_per_event']:,.0f} µs ({hop['cpu_share']:.0%})",
-            },
-            {
-                "figure": f"AidMesh hop, {sampled:.0%} of flows traced",
-                "value": f"{rates['aidmesh_hop_sampled_per_s']:,.0f} events/s",
-            },
-            {
-                "figure": f"hop, {sampled:.0%} traced: CPU per event (share of a core busy)",
-                "value": (
-                    f"{hop_sampled['cpu_us_per_event']:,.0f} µs ({hop_sampled['cpu_share']:.0%})"
-                ),
-            },
-            {
-                "figure": f"hop / raw relay, {sampled:.0%} of flows traced",
-                "value": f"{sampled_ratio:.3f}",
-                "target": f">= {TARGET_RATIO}",
-                "met": sampled_ratio >= TARGET_RATIO,
-            },
+            row("raw aiokafka produce (acks=all)", f"{rates['raw_produce_per_s']:,.0f} events/s"),
+            row("raw aiokafka consume", f"{rates['raw_consume_per_s']:,.0f} events/s"),
+            row(
+                "raw aiokafka consume-then-produce relay",
+                f"{raw:,.0f} events/s, {relay_cpu / n * 1e6:,.0f} µs CPU per event",
+            ),
+            row(
+                "raw confluent-kafka (librdkafka) relay",
+                f"{rates['raw_confluent_relay_per_s']:,.0f} events/s,"
+                f" {confluent_cpu / n * 1e6:,.0f} µs CPU per event",
+            ),
+            row(
+                f"AidMesh hop, one process, {default:.0%} of flows traced (the default)",
+                f"{rates['aidmesh_hop_per_s']:,.0f} events/s,"
+                f" {hop['cpu_us_per_event']:,.0f} µs CPU per event",
+            ),
+            row("hop / raw aiokafka relay", f"{ratio:.3f}", **met, met=ratio >= TARGET_RATIO),
+            row(
+                "hop / raw confluent-kafka relay",
+                f"{rates['aidmesh_hop_per_s'] / rates['raw_confluent_relay_per_s']:.3f}",
+            ),
+            row(
+                f"AidMesh hop, relay as its own process, {default:.0%} traced",
+                f"{rates['aidmesh_hop_relay_apart_per_s']:,.0f} events/s,"
+                f" {apart['cpu_us_per_event']:,.0f} µs CPU per event (consumer"
+                f" {apart['cpu_us_per_event'] - apart['relay_process_cpu_us_per_event']:,.0f},"
+                f" relay {apart['relay_process_cpu_us_per_event']:,.0f})",
+            ),
+            row(
+                "hop (relay apart) / raw aiokafka relay",
+                f"{apart_ratio:.3f}",
+                **met,
+                met=apart_ratio >= TARGET_RATIO,
+            ),
+            row(
+                f"AidMesh hop, one process, {traced_all:.0%} of flows traced",
+                f"{rates['aidmesh_hop_all_traced_per_s']:,.0f} events/s,"
+                f" {all_traced['cpu_us_per_event']:,.0f} µs CPU per event",
+            ),
             *(
-                {
-                    "figure": f"stage: {stage['stage']} (CPU per event, share)",
-                    "value": f"{stage['cpu_us_per_event']:.1f} µs ({stage['share']:.1%})",
-                }
+                row(
+                    f"stage: {stage['stage']}",
+                    f"{stage['cpu_us_per_event']:.1f} µs per event"
+                    + (f" ({stage['share']:.1%} of the samples)" if stage["share"] else ""),
+                )
                 for stage in stages
             ),
         ],
         "notes": [
             f"{n:,} HouseholdRegistered events, {value_bytes:.0f} B value + {header_bytes:.0f} B"
-            " headers on average, 6 partitions, one process; trace export off (spans are still made)."
-            f" The hop runs with the default share of flows traced ({default_ratio:.0%},"
-            f" AIDMESH_TRACE_SAMPLE_RATIO, decided by trace id) and with {sampled:.0%} traced.",
-            "Both the raw relay and the hop relay a backlog already on the topic. Each runs in"
-            " one Python process, which is busy nearly all the time: the rate is that process's"
-            " CPU per event (decoding and validating the event and its envelope, the handler's"
-            " new event, envelope and outbox row, the inbox/outbox rows through asyncpg, the"
-            " relay's send), next to the raw relay's consume-and-send.",
-            f"Stages: a third run of the hop (sampling {default_ratio:g}, the default) under"
-            " py-spy at 200 Hz; each sample is given to the stage of its innermost frame that"
-            " names one (bench/_stages.py), and a stage's CPU per event is its share of the"
-            f" samples times that run's CPU per event ({profiled_hop['cpu_us_per_event']:.0f} µs)."
+            " headers on average, 6 partitions; trace export off (spans are still made). Each"
+            " event carries the traceparent registration's API gave its flow, sampled at the"
+            f" share traced ({default:.0%} by default, AIDMESH_TRACE_SAMPLE_RATIO; later"
+            " services follow it). The event loop is uvloop's, for the raw relays too.",
+            "Every relay runs over a backlog already on the topic. The raw relays and the"
+            " one-process hop each run in one Python process, busy nearly all the time: the"
+            " rate is that process's CPU per event. With the relay apart (roles, ADR 0012), the"
+            " hop's consumer runs in this process and its relay in bench/_relay.py; CPU per"
+            " event is both processes'.",
+            f"Stages: a fourth run of the hop (one process, {default:.0%} traced) under py-spy"
+            " at 200 Hz; each sample is given to the stage of its innermost frame that names"
+            " one (bench/_stages.py), and a stage's CPU per event is its share of the samples"
+            " times the event loop thread's CPU per event in the unprofiled run"
+            f" ({hop['main_thread_cpu_us_per_event']:.0f} µs); librdkafka's C threads"
+            f" ({hop['other_threads_cpu_us_per_event']:.0f} µs) are not sampled."
             f" Flame graph: [{flame.name}]({flame.name}).",
         ],
     }

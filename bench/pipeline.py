@@ -4,7 +4,8 @@ AssistanceDelivered recorded by the last consumer, the audit service's ledger.
 The five services run as processes (`aidmesh_runtime.service_processes`, as the
 end-to-end tests run them): fresh databases, consumer groups of their own reading from
 `latest`, ports 182xx, settings as `make up` runs them (INFO logs, NOTIFY-woken relay)
-except trace export, off as in the other benchmarks. The benchmark then:
+except trace export, off as in the other benchmarks, and the share of flows traced, the
+services' default (make up traces every flow). The benchmark then:
 1. makes N synthetic households with the demo's generator, each with a light or medium
    shelter need (and the health and protection needs the generator gave it, so every
    sector does its work);
@@ -53,6 +54,7 @@ from aidmesh_ops.demo_data import (
 from aidmesh_runtime import auth
 from aidmesh_runtime.auth import REGISTRATION_WRITE, SHELTER_READ, SHELTER_WRITE
 from aidmesh_runtime.service_processes import running_services
+from aidmesh_runtime.settings import ServiceSettings
 from aidmesh_runtime.testing import auth_headers, session_public_keys
 
 PORTS = {
@@ -62,8 +64,14 @@ PORTS = {
     "protection": 18204,
     "audit": 18205,
 }
-#: Trace export off (spans are still made), as in the other benchmarks; the rest as deployed.
-SERVICE_SETTINGS = {"AIDMESH_OTLP_ENDPOINT": "", "AIDMESH_RELAY_POLL_INTERVAL_S": "1.0"}
+#: Trace export off (spans are still made), as in the other benchmarks; the share of flows
+#: traced is the services' default (make up and the tests trace every flow); the rest as
+#: deployed.
+SERVICE_SETTINGS = {
+    "AIDMESH_OTLP_ENDPOINT": "",
+    "AIDMESH_RELAY_POLL_INTERVAL_S": "1.0",
+    "AIDMESH_TRACE_SAMPLE_RATIO": str(ServiceSettings.model_fields["trace_sample_ratio"].default),
+}
 POLL_S = 0.1
 #: How often the engineer looks at the work queue: each look lists every open case, so
 #: looking as often as the ledger is polled would load shelter more than the flow does.

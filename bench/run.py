@@ -165,7 +165,17 @@ def render_chart(document: dict[str, Any], path: Path, *, day: str) -> None:
             ("raw produce", hop["raw_produce_per_s"], raw),
             ("raw consume", hop["raw_consume_per_s"], raw),
             ("raw relay", hop["raw_relay_per_s"], raw),
+            *(
+                [("raw librdkafka relay", hop["raw_confluent_relay_per_s"], raw)]
+                if "raw_confluent_relay_per_s" in hop
+                else []
+            ),
             ("AidMesh hop", hop["aidmesh_hop_per_s"], ours),
+            *(
+                [("AidMesh hop, relay apart", hop["aidmesh_hop_relay_apart_per_s"], ours)]
+                if "aidmesh_hop_relay_apart_per_s" in hop
+                else []
+            ),
         ]
     if catchup := results.get("catchup"):
         bars += [

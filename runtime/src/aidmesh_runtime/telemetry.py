@@ -128,9 +128,13 @@ class SendSpans:
         """Start the span of one stored record; return its Kafka headers, whose
         `traceparent` is now the span's own (the stored one is its parent). A flow that is
         not traced gets no span: its stored context goes on as it is."""
-        stored = {name: value for name, value in headers}
-        if unsampled(stored.get(TRACEPARENT)):
+        # The traceparent is written last: looked up from the end, without a dict per record.
+        traceparent = next(
+            (value for name, value in reversed(headers) if name == TRACEPARENT), None
+        )
+        if unsampled(traceparent):
             return [(name, value.encode()) for name, value in headers]
+        stored = {name: value for name, value in headers}
         span = self._tracer.start_span(
             f"send {topic}",
             # No stored context: a trace of its own, never whatever span happens to be current.
