@@ -30,7 +30,7 @@ from pathlib import Path
 #: handler's own code is the handler). Stages are listed in the order of an event's path.
 RULES: list[tuple[str, str | None, str | None]] = [
     ("fetch", None, "aiokafka/consumer/fetcher.py"),
-    ("fetch", None, "faststream/"),
+    ("fetch", "getmany", None),
     ("decode and validation (envelope + payload)", "decode", "aidmesh_runtime/consumer.py"),
     ("decode and validation (envelope + payload)", "from_headers", None),
     ("decode and validation (envelope + payload)", "decode", "aidmesh_contracts/envelope.py"),
@@ -54,7 +54,7 @@ RULES: list[tuple[str, str | None, str | None]] = [
     ("produce", None, "aidmesh_runtime/producer.py"),
     ("produce", None, "confluent_kafka/"),
     ("relay mark sent", "_mark_sent", None),
-    ("offset commit", "ack", "faststream/"),
+    ("offset commit", "commit", "aiokafka/consumer/consumer.py"),
     ("offset commit", None, "aiokafka/consumer/group_coordinator.py"),
     ("tracing", None, "opentelemetry/"),
     # The API and SDK are one namespace package: py-spy may name their files without it.
@@ -91,8 +91,8 @@ FALLBACK: list[list[tuple[str, str | None, str | None]]] = [
 #: The database instrumentation wraps every query: it is tracing only when the sample is in
 #: the wrapper's own code, not in the query it wraps.
 _DB_WRAPPER = "opentelemetry/instrumentation/asyncpg"
-#: More specific rules first within a frame (offset commit before fetch, since both are
-#: in FastStream's frames; tracing before the runtime module that called it).
+#: More specific rules first within a frame (offset commit before fetch, since aiokafka's
+#: consumer does both; tracing before the runtime module that called it).
 _PRIORITY = ["offset commit", "tracing", "logging", "metrics"]
 STAGES = list(
     dict.fromkeys(stage for stage, _, _ in RULES + [rule for tier in FALLBACK for rule in tier])

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from faststream.security import BaseSecurity, SASLScram256, SASLScram512
-
 SecurityProtocol = Literal["SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256"]
 
@@ -72,19 +70,6 @@ class KafkaConnection:
     def aiokafka(self) -> dict[str, Any]:
         """`bootstrap_servers` and the authentication keyword arguments."""
         return {"bootstrap_servers": self.bootstrap, **self.auth()}
-
-    def faststream(self) -> BaseSecurity | None:
-        """FastStream's `security=` for a KafkaBroker."""
-        if not self.authenticated:
-            return None
-        scram = SASLScram512 if self.mechanism == "SCRAM-SHA-512" else SASLScram256
-        context = self._ssl_context()
-        return scram(
-            username=self.username,
-            password=self.password,
-            ssl_context=context,
-            use_ssl=context is not None,
-        )
 
     def confluent(self) -> dict[str, Any]:
         """librdkafka configuration (confluent-kafka's AdminClient, used for ACLs)."""

@@ -1,7 +1,7 @@
 """structlog configuration: JSON lines with the service name and, inside a traced flow, the
 trace and span ids (console format for humans).
 
-Libraries that log through the standard library (uvicorn, aiokafka, asyncpg, FastStream) are
+Libraries that log through the standard library (uvicorn, aiokafka, asyncpg, librdkafka) are
 routed through the same processors, so their lines are JSON too, and every line, theirs
 and ours, is scrubbed of personal data last before it is rendered (scrubbing.py).
 """

@@ -60,4 +60,3 @@ def test_plaintext_needs_no_password() -> None:
         bootstrap="b:9092", username="x", password="", protocol="PLAINTEXT"
     )
     assert connection.auth() == {}
-    assert connection.faststream() is None
