@@ -25,6 +25,7 @@ from aidmesh_runtime.auth import (
     attributed,
     require_scope,
 )
+from aidmesh_runtime.params import Day, Offset
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
@@ -279,10 +280,10 @@ def build_router(health: Health) -> APIRouter:
         team_code: Annotated[OrgCode | None, Query()] = None,
         household_id: UUID | None = None,
         adm1_pcode: Annotated[Adm1PCode | None, Query()] = None,
-        day_from: Annotated[date | None, Query(alias="from")] = None,
-        day_to: Annotated[date | None, Query(alias="to")] = None,
+        day_from: Annotated[Day | None, Query(alias="from")] = None,
+        day_to: Annotated[Day | None, Query(alias="to")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         async with runtime.pool.acquire() as conn:
             return await repository.list_visits(
@@ -455,7 +456,7 @@ def build_router(health: Health) -> APIRouter:
         | None = None,
         household_id: UUID | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> list[dict[str, Any]]:
         async with runtime.pool.acquire() as conn:
             return await repository.list_referrals(
@@ -475,8 +476,8 @@ def build_router(health: Health) -> APIRouter:
     )
     async def capacity(
         runtime: RuntimeDep,
-        day_from: Annotated[date | None, Query(alias="from")] = None,
-        day_to: Annotated[date | None, Query(alias="to")] = None,
+        day_from: Annotated[Day | None, Query(alias="from")] = None,
+        day_to: Annotated[Day | None, Query(alias="to")] = None,
     ) -> Any:
         start = day_from or health.first_day(runtime.clock())
         end = day_to or start + timedelta(days=6)

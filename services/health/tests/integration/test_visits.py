@@ -313,3 +313,28 @@ async def test_an_unknown_visit_is_not_found(health) -> None:
     )
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "name"),
+    [
+        ("/visits", {"offset": str(2**63)}, "offset"),
+        ("/referrals", {"offset": str(2**63)}, "offset"),
+        ("/capacity", {"from": "9999-12-31"}, "from"),
+        ("/capacity", {"from": "0"}, "from"),  # not read as 1970-01-01
+        ("/visits", {"to": "20260303"}, "to"),
+    ],
+)
+async def test_a_query_beyond_what_the_database_holds_is_refused_by_name(
+    health, path, params, name
+) -> None:
+    response = await health.get(path, params=params)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", name]
+
+
+async def test_the_largest_offset_is_an_empty_page(health) -> None:
+    response = await health.get("/visits", params={"offset": str(2**63 - 1)})
+
+    assert (response.status_code, response.json()) == (200, [])

@@ -23,6 +23,7 @@ from aidmesh_runtime.auth import (
     authenticate,
     forbidden,
 )
+from aidmesh_runtime.params import AfterId, Offset
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -324,7 +325,7 @@ async def list_cases(
     status: Status | None = None,
     unassigned: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     cases = await service.list_cases(
         app, actor, status=status, unassigned=unassigned, limit=limit, offset=offset
@@ -525,7 +526,7 @@ async def access_log(
     app: ProtectionDep,
     case_ref: Annotated[str | None, Query(pattern=CASE_REF_PATTERN)] = None,
     user_id: Annotated[str | None, Query(pattern=USER_ID.pattern)] = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: AfterId = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     try:

@@ -193,3 +193,11 @@ async def test_the_access_log_cannot_be_changed_or_emptied(as_, hotline_case, da
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
             await database.conn.execute(statement)
+
+
+async def test_paging_beyond_what_the_database_holds_is_refused_by_name(as_) -> None:
+    cases = await as_("supervisor").get("/cases", offset=str(2**63))
+    log = await as_("auditor").get("/access-log", after_id=str(2**63))
+
+    assert (cases.status_code, cases.json()["detail"][0]["loc"]) == (422, ["query", "offset"])
+    assert (log.status_code, log.json()["detail"][0]["loc"]) == (422, ["query", "after_id"])

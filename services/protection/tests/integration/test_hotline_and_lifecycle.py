@@ -178,9 +178,7 @@ async def test_an_anonymous_case_is_linked_to_its_household_later(
         ),
         (
             bearer(
-                session_token(
-                    "protection:caseworker", now=datetime.now(UTC) - timedelta(hours=2)
-                )
+                session_token("protection:caseworker", now=datetime.now(UTC) - timedelta(hours=2))
             ),
             "token expired",
         ),

@@ -27,6 +27,7 @@ from aidmesh_runtime.auth import (
     attributed,
     require_scope,
 )
+from aidmesh_runtime.params import Offset
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -233,7 +234,7 @@ async def list_cases(
     status: CaseStatus | None = None,
     oblast: Annotated[Adm1PCode | None, Query(description="Oblast P-code, e.g. UA63.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[CaseOut]:
     async with runtime.pool.acquire() as conn:
         rows = await repository.list_cases(
@@ -792,7 +793,7 @@ async def list_facilities(
     runtime: RuntimeDep,
     oblast: Annotated[Adm1PCode | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[FacilityOut]:
     async with runtime.pool.acquire() as conn:
         rows = await repository.list_facilities(conn, oblast=oblast, limit=limit, offset=offset)

@@ -173,3 +173,13 @@ async def test_a_coordinator_who_may_record_for_partners_records_what_a_partner_
     assert response.status_code == 201, response.text
     delivered, _ = await flows.published(AssistanceDelivered, household_id=household.household_id)
     assert (response.json()["partner_org"], delivered.partner_org) == ("NRC", "NRC")
+
+
+@pytest.mark.parametrize("path", ["/cases", "/facilities"])
+async def test_an_offset_beyond_what_the_database_holds_is_refused_by_name(shelter, path) -> None:
+    response = await shelter.get(
+        path, params={"offset": str(2**63)}, headers=auth_headers(SHELTER_READ)
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "offset"]

@@ -1,0 +1,47 @@
+"""Query parameter types every service's API shares, bounded where the database is.
+
+An unbounded `int` or `date` from a query string reaches SQL or date arithmetic as it is:
+`offset=9223372036854775808` failed in asyncpg ("value out of int64 range") and
+`from=9999-12-31` overflowed a `date + timedelta`, both as 500s (issue 19). These types
+refuse such values at the door with a 422 naming the parameter, the same in every service.
+
+    async def list_cases(offset: Offset = 0, ...)
+    async def capacity(day_from: Annotated[Day | None, Query(alias="from")] = None, ...)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BeforeValidator, Field
+
+#: PostgreSQL's bigint: the largest id or row count a query can take.
+BIGINT_MAX = 2**63 - 1
+#: The days a programme's records can be about (visits, deliveries, reports): wide enough
+#: for any real one, narrow enough that a week or a year added to it stays a date.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: Any) -> Any:
+    # pydantic reads "0" or "1700000000" as a Unix time; a day in a URL is YYYY-MM-DD only.
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+#: A day given as YYYY-MM-DD, between FIRST_DAY and LAST_DAY.
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_day),
+    Field(ge=FIRST_DAY, le=LAST_DAY, description="A day, YYYY-MM-DD.", examples=["2026-12-07"]),
+]
+#: Rows of a listing to skip.
+Offset = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Rows to skip.")]
+#: Rows after this id (keyset paging).
+AfterId = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Rows after this id.")]
