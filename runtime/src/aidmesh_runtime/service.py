@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from . import auth
+from .bodies import BODY_RESPONSES, RequestBodyLimits
 from .consumer import EventConsumer, Handler
 from .db import all_migrations, create_pool, migrate
 from .dlq import DeadLetters
@@ -211,6 +212,8 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.metrics = metrics
     app.state.telemetry = telemetry
+    # Innermost, so metrics and traces see its 413s and 415s too.
+    app.add_middleware(RequestBodyLimits, max_bytes=settings.http_max_body_bytes)
     telemetry.instrument(app)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
 
@@ -266,7 +269,9 @@ def create_service_app(
         # without a key to verify tokens the service refuses to start (auth.py).
         auth.install(app, settings)
         app.include_router(
-            router, dependencies=[Depends(auth.authenticate)], responses=auth.AUTH_RESPONSES
+            router,
+            dependencies=[Depends(auth.authenticate)],
+            responses=auth.AUTH_RESPONSES | BODY_RESPONSES,
         )
     return app
 

@@ -95,6 +95,9 @@ class ServiceSettings(BaseSettings):
     #: have a core (ADR 0012). Health, readiness and metrics are served in every role.
     roles: str = Field(default="api,consumer,relay", pattern=ROLES_PATTERN)
     relay_batch_size: int = 500
+    #: The largest request body the API takes (413 above it, naming the limit); 1 MiB holds
+    #: any real form, a Kobo submission's answers included.
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     relay_poll_interval_s: float = 1.0
     outbox_retention_hours: int = 72
     #: Transient failures (database or broker down) are retried this many times with

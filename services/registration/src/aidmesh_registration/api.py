@@ -49,7 +49,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from . import intake, repository, service
+from . import intake, kobo, repository, service
 from .domain import (
     ConsentIn,
     ConsentWithdrawalIn,
@@ -717,7 +717,8 @@ def _intake_response(result: intake.IntakeOutcome) -> JSONResponse:
         " or a submission seen before (nothing new done); 422 kept but not mappable (listed"
         " by GET /intake/submissions?status=rejected). The submission is the token's"
         " organisation's (its `org`): `partner_org` (query) or the `X-Partner-Org` header"
-        " may repeat it, and naming another organisation is refused (403). Kobo's REST"
+        " may repeat it, and naming another organisation is refused (403), as is a"
+        " `meta/assessed_by` naming one. Kobo's REST"
         " Service sends the token as a custom `Authorization: Bearer ...` header."
     ),
     responses={200: {"model": IntakeOut}, 422: ERRORS[422]},
@@ -733,6 +734,14 @@ async def kobo_submission(
 ) -> JSONResponse:
     attributed(principal, partner_org, field="partner_org")
     partner = attributed(principal, x_partner_org, field="X-Partner-Org")
+    # Who assessed the needs is the token's organisation here too, as in POST /households:
+    # another one named in the form is refused before anything is kept.
+    named = submission.get(kobo.ASSESSED_BY)
+    attributed(
+        principal,
+        named.strip() or None if isinstance(named, str) else None,
+        field=kobo.ASSESSED_BY,
+    )
     async with service.unit_of_work(runtime) as unit:
         result = await intake.take_in(unit, intake.from_kobo(submission, partner_org=partner))
     return _intake_response(result)

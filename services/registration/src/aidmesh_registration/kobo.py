@@ -69,7 +69,7 @@ NEED_DETAILS = {
     Sector.HEALTH: {"services_needed": "needs/health_services"},  # select_multiple
     Sector.PROTECTION: {"concern_codes": "needs/protection_concerns"},  # select_multiple
 }
-ASSESSED_BY = "meta/assessed_by"  # calculate: the team code of the enumerator's team
+ASSESSED_BY = "meta/assessed_by"  # calculate: the organisation code (the token's, or 403)
 
 META_INSTANCE_ID = "meta/instanceID"
 META_DEPRECATED_ID = "meta/deprecatedID"

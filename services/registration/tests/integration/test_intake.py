@@ -531,3 +531,47 @@ async def test_an_unmappable_intake_event_is_kept_as_rejected_for_fixing(
     }
     listed = (await registration.get("/intake/rejected", params={"partner_org": "DRC"})).json()
     assert event.submission_id in {s["submission_id"] for s in listed["items"]}
+
+
+async def test_a_submission_larger_than_the_limit_is_refused_and_nothing_is_kept(
+    registration: AsyncClient,
+    database: asyncpg.Connection,
+    submission: Callable[..., dict[str, Any]],
+) -> None:
+    before = await counts(database)
+
+    response = await send(registration, submission(**{"meta/padding": "x" * 2_000_000}))
+
+    assert response.status_code == 413
+    assert "1048576 bytes" in response.json()["detail"]
+    assert await counts(database) == before
+
+
+async def test_a_submission_sent_as_text_is_refused_as_unsupported(
+    registration: AsyncClient, submission: Callable[..., dict[str, Any]]
+) -> None:
+    response = await registration.post(
+        "/intake/kobo",
+        content=json.dumps(submission()).encode(),
+        headers=partner_token("NRC") | {"content-type": "text/plain"},
+    )
+
+    assert response.status_code == 415
+
+
+async def test_a_submission_assessed_by_another_organisation_is_refused_and_not_kept(
+    registration: AsyncClient,
+    database: asyncpg.Connection,
+    submission: Callable[..., dict[str, Any]],
+) -> None:
+    before = await counts(database)
+
+    refused = await send(registration, submission(**{"meta/assessed_by": "DRC"}), partner="NRC")
+    own = await send(registration, submission(**{"meta/assessed_by": "NRC"}), partner="NRC")
+
+    assert refused.status_code == 403
+    assert "meta/assessed_by is DRC but the token is for NRC" in refused.json()["detail"]
+    assert own.status_code == 201, own.text
+    after = await counts(database)
+    assert after["intake_submissions"] == before["intake_submissions"] + 1
+    assert after["households"] == before["households"] + 1
