@@ -179,8 +179,24 @@ class EventConsumer:
                 await asyncio.sleep(1.0)
                 continue
             records = [record for batch in fetched.values() for record in batch]
-            if records:
-                await self._on_records(kafka, records)
+            attempt = 0
+            while records and not self._stopping:
+                try:
+                    await self._on_records(kafka, records)
+                    break
+                except Exception as exc:
+                    # Not a record's fault (those are dead-lettered) nor a transient outage
+                    # (retried inside): a bug or a broken database. The batch is tried again,
+                    # never skipped, and /readyz says the consumer is failing meanwhile.
+                    attempt += 1
+                    self._failing(exc, self._retry_attempts_before_unready)
+                    log.exception(
+                        "consumer_batch_failed",
+                        attempt=attempt,
+                        records=len(records),
+                        first_offset=records[0].offset,
+                    )
+                    await asyncio.sleep(_backoff(attempt, self._max_backoff_s))
 
     async def _on_records(self, kafka: AIOKafkaConsumer, records: Sequence[ConsumerRecord]) -> None:
         results = await self.process_batch(records)
