@@ -100,7 +100,10 @@ def parse_ttl(text: str) -> timedelta:
     match = _TTL.fullmatch(text.strip())
     if not match or int(match.group(1)) == 0:
         raise TokenError(f"TTL {text!r}: a number and s, m, h or d (e.g. 1h, 30d)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    ttl = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if ttl > auth.MAX_TOKEN_LIFETIME:
+        raise TokenError(f"TTL {text!r}: at most {auth.MAX_TOKEN_LIFETIME.days}d")
+    return ttl
 
 
 def scopes_of(values: Iterable[str]) -> list[str]:

@@ -68,6 +68,8 @@ def test_unknown_scopes_bad_orgs_and_bad_ttls_are_refused() -> None:
     with pytest.raises(tokens.TokenError, match="TTL"):
         tokens.parse_ttl("1 week")
     assert tokens.parse_ttl("30d") == timedelta(days=30)
+    with pytest.raises(tokens.TokenError, match="at most 90d"):
+        tokens.parse_ttl("400d")
 
 
 def test_the_cli_prints_only_the_token(tmp_path: Path) -> None:

@@ -228,6 +228,12 @@ def is_org_code(value: object) -> bool:
     return True
 
 
+#: The longest a token may be valid: a token that leaks is good for at most this long. The
+#: issuer refuses to sign a longer one and services refuse one whose `exp - iat` is longer
+#: (another issuer, or a hand-made token with the signing key).
+MAX_TOKEN_LIFETIME = timedelta(days=90)
+
+
 def sign_token(
     *,
     key: Ed25519PrivateKey,
@@ -239,7 +245,12 @@ def sign_token(
     ttl: timedelta,
     token_id: str | None = None,
 ) -> str:
-    """A token for `sub`, attributed to `org`, with these scopes, valid for `ttl`."""
+    """A token for `sub`, attributed to `org`, with these scopes, valid for `ttl` (at most
+    MAX_TOKEN_LIFETIME)."""
+    if not timedelta(0) < ttl <= MAX_TOKEN_LIFETIME:
+        raise ValueError(
+            f"a token is valid for more than 0 and at most {MAX_TOKEN_LIFETIME.days} days"
+        )
     claims = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -318,6 +329,9 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             reason = next((r for kind, r in _REASONS if isinstance(exc, kind)), "malformed token")
             raise InvalidToken(reason) from None
+        lifetime = claims["exp"] - claims["iat"]
+        if not isinstance(lifetime, int | float) or lifetime > MAX_TOKEN_LIFETIME.total_seconds():
+            raise InvalidToken(f"token valid for more than {MAX_TOKEN_LIFETIME.days} days")
         return _principal(claims)
 
 

@@ -95,6 +95,18 @@ def test_an_expired_token_is_refused() -> None:
     assert refusal(expired) == "token expired"
 
 
+def test_a_token_valid_longer_than_the_cap_is_neither_signed_nor_accepted() -> None:
+    claims = jwt.decode(token(), options={"verify_signature": False})
+    long_lived = claims | {"exp": claims["iat"] + int(timedelta(days=400).total_seconds())}
+
+    with pytest.raises(ValueError, match="at most 90 days"):
+        token(ttl=timedelta(days=91))
+    assert refusal(jwt.encode(long_lived, KEY, algorithm="EdDSA", headers={"kid": "k1"})) == (
+        "token valid for more than 90 days"
+    )
+    assert verifier().verify(token(ttl=timedelta(days=90))).org == "NGO-DOBRO"
+
+
 def test_a_token_signed_by_another_key_under_a_trusted_key_id_is_refused() -> None:
     assert refusal(token(key=OTHER_KEY)) == "bad signature"
 
