@@ -32,6 +32,7 @@ from .bodies import BODY_RESPONSES, RequestBodyLimits
 from .consumer import EventConsumer, Handler
 from .db import all_migrations, create_pool, migrate
 from .dlq import DeadLetters
+from .errors import validation_message
 from .kafka import KafkaCredentialsMissing
 from .librdkafka import LibrdkafkaProducer
 from .logging import configure_logging
@@ -221,7 +222,10 @@ def create_service_app(
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # The field and the reason, never the submitted values: they may be personal data
         # (FastAPI's default echoes the whole input back, and proxies log responses).
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        errors = [
+            {"loc": list(e["loc"]), "msg": validation_message(e), "type": e["type"]}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is running")

@@ -63,6 +63,7 @@ from aidmesh_contracts import (
     Sector,
     Vulnerability,
 )
+from aidmesh_runtime.errors import validation_message
 from aidmesh_runtime.outbox import Outbox
 from pydantic import TypeAdapter, ValidationError
 
@@ -182,7 +183,7 @@ def _name(text: str) -> str | _Invalid:
     try:
         return _NAME.validate_python(text)
     except ValidationError as exc:
-        return _Invalid("", exc.errors()[0]["msg"].removeprefix("Value error, "))
+        return _Invalid("", validation_message(exc.errors()[0]))
 
 
 def _required_name(value: str, column: str) -> str:
@@ -282,7 +283,7 @@ def _location(adm1: str, adm2: str, adm3: str) -> Location | _Invalid:
     except ValidationError as exc:
         error = exc.errors()[0]
         column = str(error["loc"][0]) if error["loc"] else "adm1_pcode"
-        return _Invalid(column, error["msg"].removeprefix("Value error, "))
+        return _Invalid(column, validation_message(error))
 
 
 _PHONE_NOISE = re.compile(r"[\s()\-.]")

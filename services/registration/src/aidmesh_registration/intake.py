@@ -28,6 +28,7 @@ from uuid import UUID
 import structlog
 from aidmesh_contracts import Channel, ConsentPurpose, IntakeSource, IntakeSubmitted
 from aidmesh_runtime.consumer import HandlerContext
+from aidmesh_runtime.errors import validation_message
 from pydantic import ValidationError
 
 from . import kobo, repository, service
@@ -116,7 +117,8 @@ def map_submission(incoming: Incoming) -> HouseholdIn:
         return HouseholdIn.model_validate(body)
     except ValidationError as exc:
         reasons = [
-            Reason(".".join(str(p) for p in e["loc"]) or "answers", e["msg"]) for e in exc.errors()
+            Reason(".".join(str(p) for p in e["loc"]) or "answers", validation_message(e))
+            for e in exc.errors()
         ]
         raise Unmappable(list(dict.fromkeys(reasons))) from None
 

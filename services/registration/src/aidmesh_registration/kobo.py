@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aidmesh_contracts import Channel, Sector
+from aidmesh_runtime.errors import validation_message
 from pydantic import ValidationError
 
 from .domain import HouseholdIn
@@ -146,7 +147,7 @@ def to_household(answers: Mapping[str, Any], *, partner_org: str) -> HouseholdIn
     try:
         return HouseholdIn.model_validate(body)
     except ValidationError as exc:
-        reasons = [Reason(_question(e["loc"], origin), e["msg"]) for e in exc.errors()]
+        reasons = [Reason(_question(e["loc"], origin), validation_message(e)) for e in exc.errors()]
         raise Unmappable(list(dict.fromkeys(reasons))) from None
 
 

@@ -527,7 +527,7 @@ async def test_an_unmappable_intake_event_is_kept_as_rejected_for_fixing(
     [reason] = json.loads(row["reasons"])
     assert reason == {
         "field": "members",
-        "reason": "Value error, size is 7 but 2 members are listed",
+        "reason": "size is 7 but 2 members are listed",  # no "Value error, " (issue 19)
     }
     listed = (await registration.get("/intake/rejected", params={"partner_org": "DRC"})).json()
     assert event.submission_id in {s["submission_id"] for s in listed["items"]}
