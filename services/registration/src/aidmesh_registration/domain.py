@@ -52,6 +52,9 @@ from .phones import normalise_phone
 from .reference import oblast_pcodes
 from .translit import name_key, to_latin
 
+#: No one alive was born earlier; a date before it is a typing error (0001-01-01 was taken).
+EARLIEST_BIRTH = date(1900, 1, 1)
+
 # ---- errors the use cases raise (the API turns them into 404 / 409 / 422) ---------------
 
 
@@ -312,7 +315,10 @@ class MemberIn(Input):
         examples=["Олена Петрівна Коваленко"],
     )
     sex: Sex
-    date_of_birth: PastDate
+    date_of_birth: Annotated[
+        PastDate,
+        Field(ge=EARLIEST_BIRTH, description="In the past, and not before 1900-01-01."),
+    ]
     relation: Relation
     documents: list[DocumentIn] = Field(default=[], max_length=10)
     document_number: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = Field(

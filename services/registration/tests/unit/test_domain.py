@@ -70,6 +70,16 @@ def test_size_must_match_the_number_of_members_listed() -> None:
     assert errors[0]["loc"] == ("members",)
 
 
+@pytest.mark.parametrize("born", ["0001-01-01", "1899-12-31"])
+def test_a_birth_before_1900_is_refused_as_a_typing_error(born: str) -> None:
+    errors = refusal(submission(size=1, members=[member("head", date_of_birth=born)]))
+
+    assert errors[0]["loc"] == ("members", 0, "date_of_birth")
+    assert HouseholdIn.model_validate(
+        submission(size=1, members=[member("head", date_of_birth="1900-01-01")])
+    ).members[0].date_of_birth == date(1900, 1, 1)
+
+
 def test_a_household_without_a_head_is_refused() -> None:
     errors = refusal(
         submission(size=2, members=[member("spouse"), member("child", date_of_birth="2015-02-02")])
