@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Documented on every route of a service's API (service.py).
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body could not be read (FastAPI's answer to a broken body)"},
     413: {"description": "The body is larger than the service accepts: `detail` names the limit"},
     415: {"description": "The body is not JSON (Content-Type application/json)"},
 }

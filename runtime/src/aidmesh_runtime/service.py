@@ -24,8 +24,12 @@ import structlog
 from aidmesh_contracts.base import Event
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
+from starlette.types import Scope
 
 from . import auth
 from .bodies import BODY_RESPONSES, RequestBodyLimits
@@ -228,6 +232,16 @@ def create_service_app(
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route on the path only; a
+            # path served by several routes (GET and POST /households) allows them all.
+            allowed = _methods_on_path(request.app, request.scope)
+            headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+            return JSONResponse({"detail": exc.detail}, status_code=405, headers=headers)
+        return await http_exception_handler(request, exc)
+
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process is running")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": name}
@@ -278,6 +292,24 @@ def create_service_app(
             responses=auth.AUTH_RESPONSES | BODY_RESPONSES,
         )
     return app
+
+
+def _methods_on_path(app: FastAPI, scope: Scope) -> set[str]:
+    """The methods the API documents for the request's path (FastAPI's included routers
+    do not expose their routes' methods; its OpenAPI document does)."""
+    paths = getattr(app.state, "methods_by_path", None)
+    if paths is None:
+        paths = app.state.methods_by_path = [
+            (compile_path(path)[0], {method.upper() for method in operations})
+            for path, operations in app.openapi().get("paths", {}).items()
+        ]
+    methods: set[str] = set()
+    for pattern, documented in paths:
+        if pattern.match(scope["path"]):
+            methods |= documented
+    if "GET" in methods:
+        methods.add("HEAD")
+    return methods
 
 
 async def _stop_relay(relay: OutboxRelay, task: asyncio.Task[None]) -> None:

@@ -129,7 +129,7 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str | None, arity: int) -> list[str] | None:
-    if cursor is None:
+    if not cursor:  # omitted, or `?cursor=` as a form leaves it: the first page
         return None
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))

@@ -311,6 +311,10 @@ async def test_search_by_hromada_pages_newest_first(registration: AsyncClient, b
 
     assert [h["household_id"] for h in first["items"] + second["items"]] == registered[::-1]
     assert second["next_cursor"] is None
+    empty_cursor = await registration.get(
+        "/households", params={"pcode": hromada, "limit": 2, "cursor": ""}
+    )
+    assert empty_cursor.json()["items"] == first["items"]  # `?cursor=` is the first page
 
 
 @pytest.mark.parametrize(
@@ -442,3 +446,12 @@ async def test_consent_of_an_unknown_household_is_not_found(registration: AsyncC
     )
 
     assert response.status_code == 404
+
+
+async def test_a_method_the_path_does_not_take_names_every_method_it_does(
+    registration: AsyncClient,
+) -> None:
+    response = await registration.delete("/households")
+
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "POST"}
