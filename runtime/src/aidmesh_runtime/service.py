@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import Scope
@@ -214,7 +215,10 @@ def create_service_app(
             log.info("service_stopping")
         log.info("service_stopped", published=relay.published if relay else None)
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc with their scripts served by the service itself (fastapi-offline's
+    # copy of Swagger UI 5), not from a CDN: field offices and offline deployments see
+    # working docs (issue 19).
+    app = FastAPIOffline(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.metrics = metrics
     app.state.telemetry = telemetry
     # Innermost, so metrics and traces see its 413s and 415s too.
