@@ -165,7 +165,7 @@ def create_service_app(
                 relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
                 stack.push_async_callback(_stop_relay, relay, relay_task)
             consumer = None
-            if handlers and handles and producer is not None:
+            if handles and producer is not None:
                 consumer = EventConsumer(
                     name=name,
                     pool=pool,
