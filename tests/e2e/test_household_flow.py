@@ -104,8 +104,10 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
     flow = UUID(registered["correlation_id"])
 
     await events.wait_for(
-        lambda rs: {REGISTERED, NEED, CASE_OPENED, VISIT_SCHEDULED, PROTECTION}
-        <= {r.envelope.type for r in rs},
+        lambda rs: (
+            {REGISTERED, NEED, CASE_OPENED, VISIT_SCHEDULED, PROTECTION}
+            <= {r.envelope.type for r in rs}
+        ),
         select=lambda r: r.envelope is not None and r.envelope.correlationid == flow,
         what="registration, needs, shelter case, health visit scheduled, protection case",
     )
@@ -118,8 +120,14 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
         json={
             "damage_level": "light",
             "assessed_by": "ENG-KH-01",
-            "boq": [{"item_code": "window.pvc_double", "quantity": "5", "unit": "pcs",
-                     "unit_cost_uah": "2900.10"}],
+            "boq": [
+                {
+                    "item_code": "window.pvc_double",
+                    "quantity": "5",
+                    "unit": "pcs",
+                    "unit_cost_uah": "2900.10",
+                }
+            ],
         },
         headers=platform.token(SHELTER_WRITE, org="ENG-KH-01", sub="user:engineer-kh-01"),
     )
@@ -141,18 +149,29 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
     )
     assert visited.status_code == 200, visited.text
     records = await events.wait_for(
-        lambda rs: len(of_type(rs, DELIVERED)) == 2
-        and len(of_type(rs, REPAIRED)) == 1
-        and len(of_type(rs, CASE_CLOSED)) == 1
-        and len(of_type(rs, VISIT)) == 1,
+        lambda rs: (
+            len(of_type(rs, DELIVERED)) == 2
+            and len(of_type(rs, REPAIRED)) == 1
+            and len(of_type(rs, CASE_CLOSED)) == 1
+            and len(of_type(rs, VISIT)) == 1
+        ),
         select=lambda r: r.envelope is not None and r.envelope.correlationid == flow,
         what="the shelter repair, the completed visit and their deliveries",
     )
 
     counts = Counter(r.envelope.type for r in records)
     assert counts == {
-        REGISTERED: 1, NEED: 3, CASE_OPENED: 1, DAMAGE_ASSESSED: 1, REPAIR_PLANNED: 1,
-        REPAIRED: 1, CASE_CLOSED: 1, VISIT_SCHEDULED: 1, VISIT: 1, PROTECTION: 1, DELIVERED: 2
+        REGISTERED: 1,
+        NEED: 3,
+        CASE_OPENED: 1,
+        DAMAGE_ASSESSED: 1,
+        REPAIR_PLANNED: 1,
+        REPAIRED: 1,
+        CASE_CLOSED: 1,
+        VISIT_SCHEDULED: 1,
+        VISIT: 1,
+        PROTECTION: 1,
+        DELIVERED: 2,
     }
     # CloudEvents binary mode: every record carries the attributes as headers, the key is
     # the household id, and the value is the contract's JSON.
@@ -160,7 +179,9 @@ async def test_a_registration_flows_to_assistance_delivered_as_linked_cloudevent
         headers = record.headers
         assert headers["ce_specversion"] == "1.0"
         assert UUID(headers["ce_id"])
-        assert re.fullmatch(r"/aidmesh/(registration|shelter|health|protection)", headers["ce_source"])
+        assert re.fullmatch(
+            r"/aidmesh/(registration|shelter|health|protection)", headers["ce_source"]
+        )
         assert headers["ce_type"] in EVENT_TYPES
         assert headers["ce_subject"] == household_id
         assert headers["ce_time"]
@@ -310,9 +331,7 @@ async def test_household_events_carry_no_names_phones_documents_or_addresses(
 async def test_a_refused_registration_does_not_echo_personal_data_back(
     platform: Any, http: httpx.AsyncClient
 ) -> None:
-    response = await http.post(
-        platform.url("registration") + "/households", json=household(size=3)
-    )
+    response = await http.post(platform.url("registration") + "/households", json=household(size=3))
 
     assert response.status_code == 422
     assert "size is 3 but 2 members are listed" in response.text

@@ -15,7 +15,11 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Query, Request
+from fastapi import params as fastapi_params
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BeforeValidator, Field
 
 #: PostgreSQL's bigint: the largest id or row count a query can take.
@@ -41,7 +45,62 @@ Day = Annotated[
     BeforeValidator(_iso_day),
     Field(ge=FIRST_DAY, le=LAST_DAY, description="A day, YYYY-MM-DD.", examples=["2026-12-07"]),
 ]
+
+
+def _each_once(value: Any) -> Any:
+    if isinstance(value, list):
+        try:
+            repeated = len(set(value)) != len(value)
+        except TypeError:  # items that are not hashable: the set's own validation answers
+            return value
+        if repeated:
+            raise ValueError("lists an item more than once")
+    return value
+
+
+#: A set sent as a JSON array names each item once, as its schema says (`uniqueItems`):
+#: `Annotated[frozenset[Code], EachOnce]`. pydantic would drop a repeat silently.
+EachOnce = BeforeValidator(_each_once)
+
 #: Rows of a listing to skip.
 Offset = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Rows to skip.")]
 #: Rows after this id (keyset paging).
 AfterId = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Rows after this id.")]
+
+
+async def known_query_only(request: Request) -> None:
+    """422 for a query parameter the endpoint does not take, naming it and the ones it does.
+
+    Starlette ignores unknown parameters, so a typo (`?ofset=50`, `?staus=open`) answered a
+    full, unfiltered listing as if it were the one asked for. Installed on every service's
+    API by the service factory."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"unknown query parameter (this endpoint takes: {takes})",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    # Worked out once per route and kept on it (routes are not hashable).
+    names: frozenset[str] | None = getattr(route, "_aidmesh_query_names", None)
+    if names is None:
+        names = frozenset(
+            field.alias
+            for field in get_flat_params(route.dependant)
+            if isinstance(field.field_info, fastapi_params.Query)
+        )
+        route._aidmesh_query_names = names  # type: ignore[attr-defined]
+    return names

@@ -43,6 +43,7 @@ from .librdkafka import LibrdkafkaProducer
 from .logging import configure_logging
 from .metrics import HttpMetricsMiddleware, ServiceMetrics
 from .outbox import Outbox, OutboxRelay
+from .params import known_query_only
 from .settings import SecretSettingError, ServiceSettings
 from .telemetry import Telemetry
 from .topics import MAX_DLQ_MESSAGE_BYTES
@@ -292,7 +293,7 @@ def create_service_app(
         auth.install(app, settings)
         app.include_router(
             router,
-            dependencies=[Depends(auth.authenticate)],
+            dependencies=[Depends(auth.authenticate), Depends(known_query_only)],
             responses=auth.AUTH_RESPONSES | BODY_RESPONSES,
         )
     return app

@@ -304,6 +304,7 @@ def build_router(health: Health) -> APIRouter:
         response_model=VisitOut,
         tags=["visits"],
         summary="One visit",
+        responses={404: {"description": "No such visit"}},
     )
     async def get_visit(visit_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:

@@ -23,7 +23,7 @@ from aidmesh_runtime.auth import (
     authenticate,
     forbidden,
 )
-from aidmesh_runtime.params import AfterId, Offset
+from aidmesh_runtime.params import AfterId, EachOnce, Offset
 from aidmesh_runtime.service import Runtime, runtime_of
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -131,7 +131,9 @@ class HotlineCallIn(Body):
         description="The hotline system's id of this call: submitting it again opens no second case."
     )
     severity: Severity
-    concern_codes: frozenset[Code] = Field(default=frozenset(), description="Coarse codes only.")
+    concern_codes: Annotated[frozenset[Code], EachOnce] = Field(
+        default=frozenset(), description="Coarse codes only, each once."
+    )
     narrative: Narrative | None = Field(
         default=None, description="What the caller said. Stored encrypted; never shared."
     )
