@@ -81,6 +81,7 @@ async def events(platform: Platform) -> AsyncIterator[EventLog]:
 #: What the end-to-end tests do across the services (an operator acting for each team).
 E2E_SCOPES = (
     auth.REGISTRATION_READ,
+    auth.REGISTRATION_READ_ALL,
     auth.REGISTRATION_WRITE,
     auth.SHELTER_READ,
     auth.SHELTER_WRITE,

@@ -62,6 +62,7 @@ _ORG_CODE: TypeAdapter[str] = TypeAdapter(OrgCode)
 # names not listed here (a typo would otherwise make a token that opens nothing).
 
 REGISTRATION_READ = "registration:read"
+REGISTRATION_READ_ALL = "registration:read-all"
 REGISTRATION_WRITE = "registration:write"
 REGISTRATION_INTAKE = "registration:intake"
 REGISTRATION_REVIEW = "registration:review"
@@ -78,7 +79,11 @@ PROTECTION_AUDITOR = "protection:auditor"
 AUDIT_READ = "audit:read"
 
 SCOPES: Mapping[str, str] = {
-    REGISTRATION_READ: "Read households, consents and intake submissions (personal data).",
+    REGISTRATION_READ: "Read households, consents and intake submissions (personal data):"
+    " those the token's org registered or submitted, and households that consented to data"
+    " sharing.",
+    REGISTRATION_READ_ALL: "With registration:read: every household and submission, whoever"
+    " registered it (IOM's registration staff; never a partner's token).",
     REGISTRATION_WRITE: "Register and update households, record and withdraw consent,"
     " re-map a rejected submission.",
     REGISTRATION_INTAKE: "Send KoboToolbox submissions, attributed to the token's org.",

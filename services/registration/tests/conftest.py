@@ -19,6 +19,7 @@ from aidmesh_registration.settings import RegistrationSettings
 from aidmesh_runtime.auth import (
     REGISTRATION_INTAKE,
     REGISTRATION_READ,
+    REGISTRATION_READ_ALL,
     REGISTRATION_REVIEW,
     REGISTRATION_WRITE,
 )
@@ -33,10 +34,12 @@ from aidmesh_runtime.testing import (
 from httpx import AsyncClient
 
 #: The test client's token is a registration officer's of DRC's field office (the partner
-#: of household_body): what it records is attributed to DRC. Other callers (a reviewer, a
-#: Kobo partner, another organisation) send their own token (fixtures below).
+#: of household_body): what it records is attributed to DRC. It works on IOM's registration
+#: desk, so it reads every household and submission (registration:read-all); what a
+#: partner's own token may read is test_need_to_know.py's subject. Other callers (a
+#: reviewer, a Kobo partner, another organisation) send their own token (fixtures below).
 OFFICE = "DRC"
-OFFICER_SCOPES = (REGISTRATION_READ, REGISTRATION_WRITE)
+OFFICER_SCOPES = (REGISTRATION_READ, REGISTRATION_READ_ALL, REGISTRATION_WRITE)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,13 @@ async def registration(
 @pytest.fixture
 def reviewer() -> dict[str, str]:
     """Headers of IOM's registration team reviewing the duplicate queue."""
-    return auth_headers(REGISTRATION_READ, REGISTRATION_REVIEW, org="IOM-REG", sub="user:reviewer")
+    return auth_headers(
+        REGISTRATION_READ,
+        REGISTRATION_READ_ALL,
+        REGISTRATION_REVIEW,
+        org="IOM-REG",
+        sub="user:reviewer",
+    )
 
 
 @pytest.fixture

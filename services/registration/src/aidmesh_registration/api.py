@@ -6,6 +6,11 @@ organisation (`org`): `partner_org` of a partner's registration or Kobo submissi
 `recorded_by` of a consent, `decided_by` of a merge; a request naming another organisation
 there is refused (403), never believed.
 
+Need to know (issue 19): a partner's token reads, searches and changes the households its
+organisation registered, and others only while they consent to data sharing; IOM's
+registration staff (`registration:read-all`) read every one. Any other household answers
+404, as one that does not exist. Intake submissions likewise: a partner sees its own.
+
 Errors: 401 no valid token, 403 a scope it lacks or another organisation named; 404 an
 unknown household, suspicion or submission; 409 a change the current state
 does not allow (resolving a resolved suspicion, merging into itself or a merged household,
@@ -38,6 +43,7 @@ from aidmesh_runtime.auth import (
     REGISTRATION_ERASE,
     REGISTRATION_INTAKE,
     REGISTRATION_READ,
+    REGISTRATION_READ_ALL,
     REGISTRATION_REVIEW,
     REGISTRATION_WRITE,
     Principal,
@@ -79,6 +85,7 @@ Cursor = Annotated[
 
 #: Scopes (aidmesh_runtime.auth): `dependencies=[Reads]`, or a parameter `principal: Writer`.
 Reads = require_scope(REGISTRATION_READ)
+Reader = Annotated[Principal, Reads]
 Writer = Annotated[Principal, require_scope(REGISTRATION_WRITE)]
 Reviewer = Annotated[Principal, require_scope(REGISTRATION_REVIEW)]
 IntakePartner = Annotated[Principal, require_scope(REGISTRATION_INTAKE)]
@@ -118,6 +125,24 @@ def _attributed_household(household: Attributable, principal: Principal) -> Attr
         update["partner_org"] = attributed(principal, household.partner_org, field="partner_org")
     update["assessed_by"] = attributed(principal, household.assessed_by, field="assessed_by")
     return household.model_copy(update=update)
+
+
+# ---- need to know ------------------------------------------------------------------------
+
+
+def reader_org(principal: Principal) -> str | None:
+    """The organisation whose households (and submissions) a call may see, or None for
+    IOM's registration staff (`registration:read-all`), who may see every one."""
+    return None if principal.has(REGISTRATION_READ_ALL) else principal.org
+
+
+async def refuse_unless_readable(conn: Any, household_id: UUID, principal: Principal) -> None:
+    """404, the answer for a household that does not exist, unless the caller may read it
+    (repository.readable_by): a partner learns nothing of another partner's households."""
+    org = reader_org(principal)
+    if org is not None and not await repository.readable_by(conn, household_id, org):
+        log.info("household_not_readable", household_id=str(household_id))
+        raise NotFound(f"household {household_id} not found")
 
 
 # ---- pagination --------------------------------------------------------------------------
@@ -249,10 +274,12 @@ class HouseholdOut(BaseModel):
     response_model=HouseholdOut,
     summary="A household with its members, documents and current needs (also when merged)",
     responses={404: ERRORS[404], 410: ERRORS[410]},
-    dependencies=[Reads],
 )
-async def read_household(household_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:
+async def read_household(
+    household_id: UUID, runtime: RuntimeDep, principal: Reader
+) -> dict[str, Any]:
     async with runtime.pool.acquire() as conn:
+        await refuse_unless_readable(conn, household_id, principal)
         household = await repository.household_view(
             conn, household_id, vault=service.vault_of(runtime)
         )
@@ -293,6 +320,7 @@ async def update_household(
 ) -> UpdateOut:
     patch = _attributed_household(patch, principal)
     async with service.unit_of_work(runtime, correlation_id=x_correlation_id) as unit:
+        await refuse_unless_readable(unit.conn, household_id, principal)
         result = await service.update(unit, household_id, patch)
     return UpdateOut(
         household_id=household_id, changed=sorted(result.changed), events=refs(result.events)
@@ -334,12 +362,13 @@ class HouseholdPage(BaseModel):
 @households.get(
     "/households",
     response_model=HouseholdPage,
-    summary="Search households by name (either script), phone, document number or P-code",
+    summary="Search households by name (either script), phone, document number or P-code"
+    " (among those the caller may read)",
     responses={422: ERRORS[422]},
-    dependencies=[Reads],
 )
 async def search_households(
     runtime: RuntimeDep,
+    principal: Reader,
     name: Annotated[
         str | None,
         Query(
@@ -377,6 +406,7 @@ async def search_households(
         document=normalise_document_query(document) if document else None,
         pcode=pcode,
         status=None if household_status == "any" else HouseholdStatus(household_status),
+        readable_by=reader_org(principal),
     )
     async with runtime.pool.acquire() as conn:
         rows = await repository.search(
@@ -437,10 +467,12 @@ def _consent_change(result: service.ConsentChanged) -> ConsentChangeOut:
     response_model=list[ConsentOut],
     summary="Consent records of a household: who recorded each and when, and withdrawals",
     responses={404: ERRORS[404], 410: ERRORS[410]},
-    dependencies=[Reads],
 )
-async def list_consents(household_id: UUID, runtime: RuntimeDep) -> list[ConsentOut]:
+async def list_consents(
+    household_id: UUID, runtime: RuntimeDep, principal: Reader
+) -> list[ConsentOut]:
     async with runtime.pool.acquire() as conn:
+        await refuse_unless_readable(conn, household_id, principal)
         row = await repository.household_row(conn, household_id)
         if row is None:
             raise NotFound(f"household {household_id} not found")
@@ -462,6 +494,7 @@ async def record_consent(
     by = attributed(principal, consent.recorded_by, field="recorded_by")
     consent = consent.model_copy(update={"recorded_by": by})
     async with service.unit_of_work(runtime) as unit:
+        await refuse_unless_readable(unit.conn, household_id, principal)
         result = await service.record_consent(unit, household_id, consent)
     return _consent_change(result)
 
@@ -482,6 +515,7 @@ async def withdraw_consent(
     by = attributed(principal, withdrawal.recorded_by, field="recorded_by")
     withdrawal = withdrawal.model_copy(update={"recorded_by": by})
     async with service.unit_of_work(runtime) as unit:
+        await refuse_unless_readable(unit.conn, household_id, principal)
         result = await service.withdraw_consent(unit, household_id, purpose, withdrawal)
     return _consent_change(result)
 
@@ -780,17 +814,21 @@ IntakeStatus = Literal["registered", "updated", "unchanged", "rejected", "supers
 @intake_router.get(
     "/intake/submissions",
     response_model=SubmissionPage,
-    summary="Submissions received (by status and partner), oldest first",
+    summary="Submissions received (by status and partner), oldest first: a partner's own",
     responses={422: ERRORS[422]},
-    dependencies=[Reads],
 )
 async def list_submissions(
     runtime: RuntimeDep,
+    principal: Reader,
     submission_status: Annotated[IntakeStatus | None, Query(alias="status")] = None,
     partner_org: Annotated[str | None, Query(max_length=32)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> SubmissionPage:
+    if (own := reader_org(principal)) is not None:
+        if partner_org not in (None, own):
+            return SubmissionPage(items=[], next_cursor=None)  # another partner's: none to see
+        partner_org = own
     after = decode_cursor(cursor, 3)
     try:
         position = (datetime.fromisoformat(after[0]), after[1], after[2]) if after else None
@@ -817,16 +855,21 @@ async def list_submissions(
     "/intake/rejected",
     response_model=SubmissionPage,
     summary="Submissions kept but not mappable (the same as /intake/submissions?status=rejected)",
-    dependencies=[Reads],
 )
 async def list_rejected(
     runtime: RuntimeDep,
+    principal: Reader,
     partner_org: Annotated[str | None, Query(max_length=32)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> SubmissionPage:
     return await list_submissions(
-        runtime, submission_status="rejected", partner_org=partner_org, limit=limit, cursor=cursor
+        runtime,
+        principal,
+        submission_status="rejected",
+        partner_org=partner_org,
+        limit=limit,
+        cursor=cursor,
     )
 
 
@@ -835,11 +878,12 @@ async def list_rejected(
     response_model=SubmissionDetail,
     summary="One submission with its answers",
     responses={404: ERRORS[404]},
-    dependencies=[Reads],
 )
 async def read_submission(
-    partner_org: str, submission_id: str, runtime: RuntimeDep
+    partner_org: str, submission_id: str, runtime: RuntimeDep, principal: Reader
 ) -> SubmissionDetail:
+    if reader_org(principal) not in (None, partner_org):
+        raise NotFound(f"submission {submission_id} of {partner_org} not found")
     async with runtime.pool.acquire() as conn:
         found = await repository.get_submission(
             conn, partner_org, submission_id, vault=service.vault_of(runtime)

@@ -905,6 +905,26 @@ def _member_view(m: Member) -> dict[str, Any]:
     }
 
 
+#: Who may read a household (`$org`), besides IOM's registration staff: the organisation
+#: that registered it (its partner, or the one that recorded its consent to registration)
+#: and, while the household consents to data sharing, any partner (issue 19).
+_READABLE_BY = """(h.partner_org = {org} OR 'data_sharing' = ANY(h.consents)
+    OR EXISTS (SELECT 1 FROM consents c WHERE c.household_id = h.household_id
+               AND c.purpose = 'registration' AND c.recorded_by = {org}))"""
+
+
+async def readable_by(conn: asyncpg.Connection, household_id: UUID, org: str) -> bool:
+    """Whether `org` may read the household (False also when there is no such household)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM households h WHERE h.household_id = $1 AND "
+            + _READABLE_BY.format(org="$2"),
+            household_id,
+            org,
+        )
+    )
+
+
 @dataclass(frozen=True)
 class SearchQuery:
     """What to look for, as blind indexes (search compares them, never values)."""
@@ -914,6 +934,8 @@ class SearchQuery:
     document: str | None
     pcode: str | None
     status: HouseholdStatus | None
+    #: Only the households this organisation may read (None: every household).
+    readable_by: str | None = None
 
 
 async def search(
@@ -949,6 +971,7 @@ async def search(
               AND {pcode_filter}
               AND ($5::text IS NULL OR h.status = $5)
               AND ($6::timestamptz IS NULL OR (h.registered_at, h.household_id) < ($6, $7::uuid))
+              AND ($9::text IS NULL OR {_READABLE_BY.format(org="$9")})
             ORDER BY h.registered_at DESC, h.household_id DESC
             LIMIT $8""",
         name_index(vault, query.name_keys),
@@ -959,6 +982,7 @@ async def search(
         before[0] if before else None,
         before[1] if before else None,
         limit,
+        query.readable_by,
     )
     return [_summary(r, vault) for r in rows]
 

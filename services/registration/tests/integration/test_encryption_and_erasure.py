@@ -26,6 +26,7 @@ from aidmesh_runtime.auth import (
     REGISTRATION_ERASE,
     REGISTRATION_INTAKE,
     REGISTRATION_READ,
+    REGISTRATION_READ_ALL,
     REGISTRATION_REVIEW,
 )
 from aidmesh_runtime.testing import Database, EventLog, auth_headers, database_dsn
@@ -37,8 +38,12 @@ ERASED_TYPE = "org.aidmesh.registration.household.erased.v1"
 Body = Callable[..., dict[str, Any]]
 
 #: The data protection officer of IOM: erases, and reads to check.
-DPO = auth_headers(REGISTRATION_ERASE, REGISTRATION_READ, org="IOM-DPO", sub="user:dpo")
-REVIEWER = auth_headers(REGISTRATION_READ, REGISTRATION_REVIEW, org="IOM-REG")
+DPO = auth_headers(
+    REGISTRATION_ERASE, REGISTRATION_READ, REGISTRATION_READ_ALL, org="IOM-DPO", sub="user:dpo"
+)
+REVIEWER = auth_headers(
+    REGISTRATION_READ, REGISTRATION_READ_ALL, REGISTRATION_REVIEW, org="IOM-REG"
+)
 ERASURE = {"reason_code": "data_subject_request", "requested_by": "IOM-DPO"}
 
 

@@ -20,7 +20,7 @@ from aidmesh_contracts import (
     Sector,
 )
 from aidmesh_registration.translit import to_latin
-from aidmesh_runtime.auth import REGISTRATION_READ, REGISTRATION_WRITE
+from aidmesh_runtime.auth import REGISTRATION_READ, REGISTRATION_READ_ALL, REGISTRATION_WRITE
 from aidmesh_runtime.testing import EventLog, Seen
 from httpx import AsyncClient
 
@@ -345,17 +345,18 @@ async def test_a_bad_search_is_refused_naming_the_parameter(
 async def test_consent_is_recorded_and_withdrawn_per_purpose_with_who_and_when(
     registration: AsyncClient, events: EventLog, body: Body, as_org: Callable[..., Headers]
 ) -> None:
+    # IOM's own teams (read-all) act on a household DRC registered.
     household_id = await register(registration, body(consents=["registration"]))
 
     recorded = await registration.post(
         f"/households/{household_id}/consents",
-        json={"purpose": "referral", "recorded_by": "UNHCR"},
-        headers=as_org("UNHCR", REGISTRATION_WRITE),
+        json={"purpose": "referral", "recorded_by": "IOM-PROT"},
+        headers=as_org("IOM-PROT", REGISTRATION_WRITE, REGISTRATION_READ_ALL),
     )
     withdrawn = await registration.post(
         f"/households/{household_id}/consents/referral/withdraw",
         json={},
-        headers=as_org("NRC", REGISTRATION_WRITE),
+        headers=as_org("IOM-KH", REGISTRATION_WRITE, REGISTRATION_READ_ALL),
     )
 
     assert recorded.status_code == 201, recorded.text
@@ -364,15 +365,15 @@ async def test_consent_is_recorded_and_withdrawn_per_purpose_with_who_and_when(
     [taken] = await published(events, household_id, ConsentWithdrawn.event_type)
     given_event, taken_event = given.event(), taken.event()
     assert isinstance(given_event, ConsentRecorded) and isinstance(taken_event, ConsentWithdrawn)
-    assert (given_event.purpose, given_event.recorded_by) == (ConsentPurpose.REFERRAL, "UNHCR")
-    assert (taken_event.consent_id, taken_event.recorded_by) == (given_event.consent_id, "NRC")
+    assert (given_event.purpose, given_event.recorded_by) == (ConsentPurpose.REFERRAL, "IOM-PROT")
+    assert (taken_event.consent_id, taken_event.recorded_by) == (given_event.consent_id, "IOM-KH")
     assert taken_event.withdrawn_at >= given_event.recorded_at
     history = (await registration.get(f"/households/{household_id}/consents")).json()
     assert [(c["purpose"], c["recorded_by"], c["active"]) for c in history] == [
         ("registration", "DRC", True),
-        ("referral", "UNHCR", False),
+        ("referral", "IOM-PROT", False),
     ]
-    assert history[1]["withdrawn_by"] == "NRC"
+    assert history[1]["withdrawn_by"] == "IOM-KH"
     household = (await registration.get(f"/households/{household_id}")).json()
     assert household["consents"] == ["registration"]
 
@@ -421,7 +422,8 @@ async def test_consent_for_an_unknown_purpose_is_refused(
 async def test_a_consent_is_recorded_by_the_callers_organisation_and_no_other(
     registration: AsyncClient, events: EventLog, body: Body, as_org: Callable[..., Headers]
 ) -> None:
-    household_id = await register(registration, body(consents=["registration"]))
+    # UNHCR may act on it: the household consents to data sharing (need to know).
+    household_id = await register(registration, body(consents=["registration", "data_sharing"]))
     unhcr = as_org("UNHCR", REGISTRATION_WRITE, REGISTRATION_READ)
 
     in_anothers_name = await registration.post(
