@@ -83,6 +83,7 @@ down: ## Stop services, Prometheus, Jaeger, Kafka and PostgreSQL
 test: install ## Every test: unit, integration (real Kafka + PostgreSQL), end-to-end
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory infra-up
+	@bash deploy/local/chromium.sh ensure
 	@$(STOP_LOCAL_SERVICES)
 	@# The tests' traffic is not for the make up services: move their groups past it first
 	@# (quietly: pytest's summary stays the last line), so the next make up does not replay it.
