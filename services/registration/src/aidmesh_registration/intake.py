@@ -110,7 +110,12 @@ def from_event(event: IntakeSubmitted) -> Incoming:
 def map_submission(incoming: Incoming) -> HouseholdIn:
     """The registration a submission describes, or Unmappable with the reasons."""
     if incoming.format == KOBO_FORMAT:
-        return kobo.to_household(incoming.answers, partner_org=incoming.partner_org)
+        household = kobo.to_household(incoming.answers, partner_org=incoming.partner_org)
+        _refuse_another_organisation(incoming, {"assessed_by": kobo.ASSESSED_BY})
+        return household
+    _refuse_another_organisation(
+        incoming, {"partner_org": "partner_org", "assessed_by": "assessed_by"}
+    )
     channel = Channel.KOBO if incoming.source is IntakeSource.KOBO else Channel.PARTNER
     body = {**incoming.answers, "channel": channel.value, "partner_org": incoming.partner_org}
     try:
@@ -121,6 +126,25 @@ def map_submission(incoming: Incoming) -> HouseholdIn:
             for e in exc.errors()
         ]
         raise Unmappable(list(dict.fromkeys(reasons))) from None
+
+
+def _refuse_another_organisation(incoming: Incoming, fields: dict[str, str]) -> None:
+    """A submission's answers attribute its work to the organisation that submitted it, at
+    every door (issue 19): the endpoint refuses another one with 403 before this; on the
+    intake topic such a submission is kept as rejected, naming the answer."""
+    reasons = [
+        Reason(
+            question,
+            f"names {named} but the submission is {incoming.partner_org}'s: a submission is"
+            " attributed to the organisation that sends it",
+        )
+        for question in fields.values()
+        if isinstance(named := incoming.answers.get(question), str)
+        and named.strip()
+        and named.strip() != incoming.partner_org
+    ]
+    if reasons:
+        raise Unmappable(reasons)
 
 
 async def take_in(unit: service.Unit, incoming: Incoming) -> IntakeOutcome:

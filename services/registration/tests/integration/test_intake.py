@@ -575,3 +575,46 @@ async def test_a_submission_assessed_by_another_organisation_is_refused_and_not_
     after = await counts(database)
     assert after["intake_submissions"] == before["intake_submissions"] + 1
     assert after["households"] == before["households"] + 1
+
+
+@pytest.mark.parametrize(
+    ("fmt", "question"),
+    [
+        ("aidmesh_household_v1", "assessed_by"),
+        ("aidmesh_household_v1", "partner_org"),
+        ("kobo_json", "meta/assessed_by"),
+    ],
+)
+async def test_an_intake_event_attributing_its_work_to_another_organisation_is_rejected(
+    registration: AsyncClient,
+    database: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    body: Callable[..., dict[str, Any]],
+    submission: Callable[..., dict[str, Any]],
+    fmt: str,
+    question: str,
+) -> None:
+    if fmt == "kobo_json":
+        answers = submission(**{question: "IOM"})
+        event = intake_event(
+            answers,
+            submission_id=answers["meta/instanceID"],
+            source=IntakeSource.KOBO,
+            format=fmt,
+            partner_org="NRC",
+        )
+    else:
+        answers = body(partner_org="NRC") | {question: "IOM"}
+        event = intake_event(answers, partner_org="NRC")
+
+    await publish(producer, event)
+
+    row = await submission_row(database, event.submission_id, "rejected")
+    assert row["household_id"] is None
+    assert json.loads(row["reasons"]) == [
+        {
+            "field": question,
+            "reason": "names IOM but the submission is NRC's: a submission is attributed to"
+            " the organisation that sends it",
+        }
+    ]
