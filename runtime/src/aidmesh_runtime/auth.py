@@ -86,7 +86,8 @@ SCOPES: Mapping[str, str] = {
     " registered it (IOM's registration staff; never a partner's token).",
     REGISTRATION_WRITE: "Register and update households, record and withdraw consent,"
     " re-map a rejected submission.",
-    REGISTRATION_INTAKE: "Send KoboToolbox submissions, attributed to the token's org.",
+    REGISTRATION_INTAKE: "Send KoboToolbox submissions, attributed to the token's org, and"
+    " read what became of the org's own submissions.",
     REGISTRATION_REVIEW: "Read the duplicate review queue; merge and dismiss.",
     REGISTRATION_ERASE: "Erase a household's personal data.",
     SHELTER_READ: "Read shelter cases, facilities, deliveries and monitoring.",
@@ -454,6 +455,23 @@ def require_scope(scope: str) -> Any:
     if scope not in SCOPES:
         raise ValueError(f"{scope} is not in the scope catalogue (aidmesh_runtime.auth.SCOPES)")
     return Security(_scoped, scopes=[scope])
+
+
+def require_any_scope(*scopes: str) -> Any:
+    """As require_scope, for an endpoint that any one of `scopes` opens (a partner's intake
+    token reading its own submissions, as a reader does). The OpenAPI document lists them
+    all on the operation; its description should say "any one of"."""
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValueError(f"{unknown or scopes} not in the scope catalogue (auth.SCOPES)")
+
+    async def any_of(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not any(principal.has(scope) for scope in scopes):
+            log.info("http_forbidden", needs=" or ".join(scopes))
+            raise forbidden(f"this call needs scope {' or '.join(scopes)}", scope=scopes[0])
+        return principal
+
+    return Security(any_of, scopes=list(scopes))
 
 
 def install(app: FastAPI, settings: ServiceSettings) -> None:

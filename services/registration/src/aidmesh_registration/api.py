@@ -48,6 +48,7 @@ from aidmesh_runtime.auth import (
     REGISTRATION_WRITE,
     Principal,
     attributed,
+    require_any_scope,
     require_scope,
 )
 from aidmesh_runtime.service import Runtime, runtime_of
@@ -86,6 +87,8 @@ Cursor = Annotated[
 #: Scopes (aidmesh_runtime.auth): `dependencies=[Reads]`, or a parameter `principal: Writer`.
 Reads = require_scope(REGISTRATION_READ)
 Reader = Annotated[Principal, Reads]
+#: Submissions: a reader's, or a partner's own with the intake token that sent them.
+SubmissionReader = Annotated[Principal, require_any_scope(REGISTRATION_READ, REGISTRATION_INTAKE)]
 Writer = Annotated[Principal, require_scope(REGISTRATION_WRITE)]
 Reviewer = Annotated[Principal, require_scope(REGISTRATION_REVIEW)]
 IntakePartner = Annotated[Principal, require_scope(REGISTRATION_INTAKE)]
@@ -815,11 +818,15 @@ IntakeStatus = Literal["registered", "updated", "unchanged", "rejected", "supers
     "/intake/submissions",
     response_model=SubmissionPage,
     summary="Submissions received (by status and partner), oldest first: a partner's own",
+    description=(
+        "Any one of registration:read or registration:intake: a partner's token, its intake"
+        " token included, sees its own organisation's submissions only (need to know)."
+    ),
     responses={422: ERRORS[422]},
 )
 async def list_submissions(
     runtime: RuntimeDep,
-    principal: Reader,
+    principal: SubmissionReader,
     submission_status: Annotated[IntakeStatus | None, Query(alias="status")] = None,
     partner_org: Annotated[str | None, Query(max_length=32)] = None,
     limit: Limit = 50,
@@ -855,10 +862,14 @@ async def list_submissions(
     "/intake/rejected",
     response_model=SubmissionPage,
     summary="Submissions kept but not mappable (the same as /intake/submissions?status=rejected)",
+    description=(
+        "Any one of registration:read or registration:intake: a partner's token, its intake"
+        " token included, sees its own organisation's submissions only (need to know)."
+    ),
 )
 async def list_rejected(
     runtime: RuntimeDep,
-    principal: Reader,
+    principal: SubmissionReader,
     partner_org: Annotated[str | None, Query(max_length=32)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -877,10 +888,14 @@ async def list_rejected(
     "/intake/submissions/{partner_org}/{submission_id}",
     response_model=SubmissionDetail,
     summary="One submission with its answers",
+    description=(
+        "Any one of registration:read or registration:intake: a partner's token, its intake"
+        " token included, sees its own organisation's submissions only (need to know)."
+    ),
     responses={404: ERRORS[404]},
 )
 async def read_submission(
-    partner_org: str, submission_id: str, runtime: RuntimeDep, principal: Reader
+    partner_org: str, submission_id: str, runtime: RuntimeDep, principal: SubmissionReader
 ) -> SubmissionDetail:
     if reader_org(principal) not in (None, partner_org):
         raise NotFound(f"submission {submission_id} of {partner_org} not found")

@@ -102,3 +102,28 @@ async def test_a_partner_sees_its_own_intake_submissions_only(
     assert listed.json()["items"] == []
     listed = await registration.get("/intake/rejected", headers=PIN)
     assert all(s["partner_org"] == "PIN" for s in listed.json()["items"])
+
+
+async def test_a_partner_reads_the_outcome_of_its_submissions_with_its_intake_token(
+    registration: AsyncClient, kobo: Callable[..., dict[str, Any]]
+) -> None:
+    intake = auth_headers(REGISTRATION_INTAKE, org="NRC", sub="partner:nrc-kobo")
+    answers = kobo(**{"head/dob": "2091-02-30"})
+    assert (
+        await registration.post("/intake/kobo", json=answers, headers=intake)
+    ).status_code == 422
+    others = auth_headers(REGISTRATION_INTAKE, org="PIN", sub="partner:pin-kobo")
+    one = f"/intake/submissions/NRC/{answers['meta/instanceID']}"
+
+    read = await registration.get(one, headers=intake)
+    assert read.status_code == 200, read.text
+    assert (read.json()["status"], [r["field"] for r in read.json()["reasons"]]) == (
+        "rejected",
+        ["head/dob"],
+    )
+    rejected = (await registration.get("/intake/rejected", headers=intake)).json()["items"]
+    assert answers["meta/instanceID"] in {s["submission_id"] for s in rejected}
+    assert {s["partner_org"] for s in rejected} == {"NRC"}
+    assert (await registration.get(one, headers=others)).status_code == 404
+    households = await registration.get("/households", headers=intake)
+    assert households.status_code == 403  # the intake token opens submissions, not households
