@@ -93,8 +93,9 @@ test: install ## Every test: unit, integration (real Kafka + PostgreSQL), end-to
 test-unit: install ## Unit tests only (no infrastructure)
 	@$(PYTEST) -m "not integration and not e2e" contracts/tests runtime/tests ops/tests services
 
-lint: install ## ruff, import contracts, generated files current, no breaking contract change, no secret in the repo
+lint: install ## ruff, mypy (strict: contracts, runtime), import contracts, generated files current, no breaking contract change, no secret in the repo
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
 	@$(VENV)/bin/lint-imports
 	@$(PY) -m aidmesh_contracts.schemas check
 	@$(PY) -m aidmesh_contracts.compat

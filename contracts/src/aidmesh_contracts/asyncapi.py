@@ -522,7 +522,8 @@ def render(document: dict[str, Any] | None = None) -> str:
 
 
 def load(path: Path = DOCUMENT_PATH) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return document
 
 
 def expected_files() -> dict[Path, str]:

@@ -246,7 +246,8 @@ def _non_null(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any
     if options:
         others = [o for o in options if resolve(document, o).get("type") != "null"]
         if len(others) == 1:
-            return resolve(document, others[0])
+            present: dict[str, Any] = resolve(document, others[0])
+            return present
     return schema
 
 
@@ -259,7 +260,7 @@ def _variant_label(variant: dict[str, Any]) -> str:
     for name, prop in variant.get("properties", {}).items():
         if "const" in prop:
             return f"{name} = {prop['const']}"
-    return variant.get("title", "this variant")
+    return str(variant.get("title", "this variant"))
 
 
 def _type_text(document: dict[str, Any], schema: Any) -> str:
@@ -268,7 +269,7 @@ def _type_text(document: dict[str, Any], schema: Any) -> str:
     if not isinstance(schema, dict) or not schema:
         return "any"
     if "anyOf" in schema or "oneOf" in schema:
-        options = schema.get("anyOf") or schema.get("oneOf")
+        options: list[Any] = schema.get("anyOf") or schema.get("oneOf") or []
         texts = [_type_text(document, o) for o in options]
         if "null" in texts:
             texts = [t for t in texts if t != "null"]

@@ -8,8 +8,10 @@ schemas and examples.
 
 from __future__ import annotations
 
+import builtins
 import re
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 from uuid import UUID
 
 from .common import FrozenModel
@@ -38,13 +40,16 @@ class Event(FrozenModel):
 EVENT_TYPES: dict[str, type[Event]] = {}
 
 
-def event(*, type: str, topic: str):
+E = TypeVar("E", bound=Event)
+
+
+def event(*, type: str, topic: str) -> Callable[[builtins.type[E]], builtins.type[E]]:
     """Class decorator: register a model as the payload of one event type on one topic."""
 
     if not EVENT_TYPE_PATTERN.fullmatch(type):
         raise ValueError(f"event type {type!r} does not match {EVENT_TYPE_PATTERN.pattern}")
 
-    def register(cls: type[Event]) -> type[Event]:
+    def register(cls: builtins.type[E]) -> builtins.type[E]:
         if type in EVENT_TYPES:
             raise ValueError(f"event type {type!r} registered twice")
         cls.event_type = type

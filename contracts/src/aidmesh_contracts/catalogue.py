@@ -80,8 +80,7 @@ CATALOGUE: tuple[Topic, ...] = (
     Topic(
         name=topics.HOUSEHOLD,
         description=(
-            "Household lifecycle: registered, updated, merged, consent, erased."
-            " No personal data."
+            "Household lifecycle: registered, updated, merged, consent, erased. No personal data."
         ),
         event_types=(
             HouseholdRegistered,

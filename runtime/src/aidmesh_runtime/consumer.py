@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -52,6 +52,9 @@ from .metrics import ServiceMetrics
 from .outbox import Outbox, _backoff
 from .telemetry import consuming, describe_event, handling, note_outcome, tracer_of, unsampled
 
+if TYPE_CHECKING:
+    from .db import Connection
+
 log = structlog.get_logger(__name__)
 
 #: The longest a poll waits when nothing arrives (records end it at once).
@@ -62,7 +65,7 @@ _POLL_TIMEOUT_MS = 500
 class HandlerContext:
     """What a handler gets besides the event: its transaction and a way to publish."""
 
-    conn: asyncpg.Connection
+    conn: Connection
     envelope: Envelope
     outbox: Outbox
 
@@ -293,7 +296,7 @@ class EventConsumer:
             await outbox.flush(conn)
 
     async def _process_one(
-        self, conn: asyncpg.Connection, item: _Item, outbox: _BatchOutbox, *, log_handled: bool
+        self, conn: Connection, item: _Item, outbox: _BatchOutbox, *, log_handled: bool
     ) -> str:
         record = item.record
         if item.error is not None:  # nothing written for it: the batch goes on
@@ -308,6 +311,7 @@ class EventConsumer:
         if not item.first_time:
             item.log().info("event_duplicate_skipped")
             return "duplicate"
+        failure: Exception
         try:
             await self._run_handler(conn, envelope, event, handler, outbox)
         except Rejected as exc:
@@ -327,7 +331,7 @@ class EventConsumer:
         item.seconds = 0.0
         raise _DeadLettered  # its inbox row and partial writes must not commit
 
-    async def _claim(self, conn: asyncpg.Connection, items: list[_Item]) -> None:
+    async def _claim(self, conn: Connection, items: list[_Item]) -> None:
         """Insert the inbox rows of the batch's handleable records in one statement and
         mark those seen for the first time; the others are duplicates (an event twice in
         one batch is new only at its first place)."""
@@ -363,7 +367,7 @@ class EventConsumer:
 
     async def _run_handler(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         envelope: Envelope,
         event: Event,
         handler: Handler,
@@ -410,19 +414,17 @@ class _BatchOutbox(Outbox):
         super().__init__(source=outbox.source, clock=outbox.clock, new_id=outbox.new_id)
         self._rows: list[tuple[UUID, str, str, str, bytes]] = []
 
-    async def _write(
-        self, conn: asyncpg.Connection, row: tuple[UUID, str, str, str, bytes]
-    ) -> None:
+    async def _write(self, conn: Connection, row: tuple[UUID, str, str, str, bytes]) -> None:
         self._rows.append(row)
 
     async def add_prepared(
-        self, conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str, str, str, bytes]]
+        self, conn: Connection, rows: Sequence[tuple[UUID, str, str, str, bytes]]
     ) -> None:
         if not conn.is_in_transaction():
             raise RuntimeError("Outbox rows must be written in the transaction of the change")
         self._rows.extend(rows)
 
-    async def flush(self, conn: asyncpg.Connection) -> None:
+    async def flush(self, conn: Connection) -> None:
         await Outbox.add_prepared(self, conn, self._rows)
         self._rows.clear()
 

@@ -7,9 +7,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 import structlog
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    #: A connection, pooled or not: a pool hands out proxies of its connections.
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +57,7 @@ def load_migrations(component: str, directory: Path) -> list[Migration]:
     return migrations
 
 
-async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list[str]:
+async def migrate(conn: Connection, migrations: list[Migration]) -> list[str]:
     """Apply what is not applied yet, each file in its own transaction; return what ran.
 
     A file already applied whose text changed is refused: migrations are forward-only.

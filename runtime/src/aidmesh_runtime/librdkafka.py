@@ -44,7 +44,7 @@ log = structlog.get_logger(__name__)
 _POLL_S = 0.1
 
 
-class DeliveryFailed(AIOKafkaError):
+class DeliveryFailed(AIOKafkaError):  # type: ignore[misc]  # aiokafka has no type information
     """librdkafka could not deliver a record (after its own retries); the caller retries."""
 
     def __init__(self, error: KafkaError) -> None:

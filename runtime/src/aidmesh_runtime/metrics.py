@@ -256,6 +256,7 @@ async def _outbox_backlog(pool: asyncpg.Pool) -> tuple[int, float] | None:
     except Exception as exc:  # database unavailable: leave the backlog out of this scrape
         log.debug("metrics_outbox_unreadable", error=repr(exc))
         return None
+    assert row is not None  # an aggregate always returns its one row
     return int(row["rows"]), max(0.0, float(row["age"]))
 
 

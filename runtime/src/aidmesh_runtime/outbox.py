@@ -15,7 +15,7 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -28,6 +28,9 @@ from opentelemetry.trace import Tracer
 from .metrics import ServiceMetrics
 from .producer import Producer
 from .telemetry import SendSpans, current_traceparent, tracer_of
+
+if TYPE_CHECKING:
+    from .db import Connection
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +59,7 @@ class Outbox:
 
     async def add(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         event: Event,
         *,
         caused_by: Envelope | None = None,
@@ -71,9 +74,7 @@ class Outbox:
         await self._write(conn, row)
         return envelope
 
-    async def _write(
-        self, conn: asyncpg.Connection, row: tuple[UUID, str, str, str, bytes]
-    ) -> None:
+    async def _write(self, conn: Connection, row: tuple[UUID, str, str, str, bytes]) -> None:
         # One round trip for the row and the wake-up call. The notification is delivered at
         # commit, only if the transaction commits, and wakes the relay at once.
         await conn.execute(
@@ -113,7 +114,7 @@ class Outbox:
         return envelope, row
 
     async def add_prepared(
-        self, conn: asyncpg.Connection, rows: Sequence[tuple[UUID, str, str, str, bytes]]
+        self, conn: Connection, rows: Sequence[tuple[UUID, str, str, str, bytes]]
     ) -> None:
         """Write rows from `prepare` with one COPY, in the caller's transaction."""
         if not conn.is_in_transaction():
@@ -225,7 +226,7 @@ class OutboxRelay:
         log.debug("outbox_published", count=len(rows))
         return len(rows)
 
-    async def _unsent(self, conn: asyncpg.Connection) -> list[_Unsent]:
+    async def _unsent(self, conn: Connection) -> list[_Unsent]:
         """The next rows to publish, in id order, their stored headers parsed."""
         rows = await conn.fetch(
             "SELECT id, topic, key, headers, payload FROM outbox "
@@ -260,7 +261,7 @@ class OutboxRelay:
             await asyncio.gather(*futures)
         return [{"topic": row.topic, "headers": row.headers} for row in rows]
 
-    async def _mark_sent(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+    async def _mark_sent(self, conn: Connection, ids: list[int]) -> None:
         async with conn.transaction():
             # The mark need not wait for the disk: if a crash loses it, the rows are
             # sent again and the consumers' inboxes drop the duplicates, as after a
@@ -289,7 +290,7 @@ class OutboxRelay:
 
     async def backlog(self) -> int:
         async with self._pool.acquire() as conn:
-            return await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
 
     def _crash_point(self, name: str) -> None:
         """Fault injection for the delivery tests: die like `kill -9` at a named point."""
@@ -320,7 +321,7 @@ class _Unsent(NamedTuple):
     payload: bytes
 
 
-def _session_ended(conn: asyncpg.Connection) -> bool:
+def _session_ended(conn: Connection) -> bool:
     """Whether the database session behind a pooled connection is gone (and the locks and
     LISTEN it held with it)."""
     try:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -47,6 +47,9 @@ from .params import known_query_only
 from .settings import SecretSettingError, ServiceSettings
 from .telemetry import Telemetry
 from .topics import MAX_DLQ_MESSAGE_BYTES
+
+if TYPE_CHECKING:
+    from .db import Connection
 
 log = structlog.get_logger(__name__)
 
@@ -114,7 +117,7 @@ def create_service_app(
     clock: Callable[[], datetime] = utc_now,
     new_id: Callable[[], UUID] = uuid4,
     extras: Mapping[str, Any] | None = None,
-    after_migrations: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    after_migrations: Callable[[Connection], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The one way a service is assembled. Nothing connects until the app starts."""
     name = settings.service_name
@@ -166,7 +169,7 @@ def create_service_app(
                 relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
                 stack.push_async_callback(_stop_relay, relay, relay_task)
             consumer = None
-            if handles and producer is not None:
+            if handles and handlers and producer is not None:
                 consumer = EventConsumer(
                     name=name,
                     pool=pool,

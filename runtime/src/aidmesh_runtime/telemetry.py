@@ -342,7 +342,7 @@ class Telemetry:
             self.provider.add_span_processor(processor)
         # asyncpg is patched process-wide, once: one service per process in production.
         # (Tests that run two services in one process see the first one's queries only.)
-        instrumentor = AsyncPGInstrumentor()
+        instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=self.provider)
             self._instrumented_db = True
@@ -350,7 +350,7 @@ class Telemetry:
     async def shutdown(self) -> None:
         """Export what is buffered (a few seconds at most) and stop tracing queries."""
         if self._instrumented_db:
-            AsyncPGInstrumentor().uninstrument()
+            AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
             self._instrumented_db = False
         if self._processor is not None:
             processor, self._processor = self._processor, None

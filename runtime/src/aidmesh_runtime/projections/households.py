@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID, uuid5
 
-import asyncpg
 from aidmesh_contracts import (
     ConsentPurpose,
     ConsentRecorded,
@@ -37,6 +37,9 @@ from aidmesh_contracts import (
 from aidmesh_contracts.base import Event
 
 from ..consumer import Handler, HandlerContext
+
+if TYPE_CHECKING:
+    from ..db import Connection
 
 MIGRATIONS = ("household_projection", Path(__file__).parent / "household_migrations")
 
@@ -122,11 +125,7 @@ def need_handlers(
             ctx.envelope.id,
         )
 
-    # The hook under another name: the handler below would otherwise shadow the parameter
-    # and call itself.
-    consent_hook = on_consent_withdrawn
-
-    async def on_consent_withdrawn(event: ConsentWithdrawn, ctx: HandlerContext) -> None:
+    async def forget_consent(event: ConsentWithdrawn, ctx: HandlerContext) -> None:
         await _lock_household(event.household_id, ctx)
         await ctx.conn.execute(
             "UPDATE household_projection SET consents = array_remove(consents, $2),"
@@ -135,8 +134,8 @@ def need_handlers(
             event.purpose.value,
             ctx.envelope.id,
         )
-        if consent_hook is not None:
-            await consent_hook(event, ctx)
+        if on_consent_withdrawn is not None:
+            await on_consent_withdrawn(event, ctx)
 
     async def on_household_erased(event: HouseholdErased, ctx: HandlerContext) -> None:
         # Registration destroyed the household's personal data: from now on it is as if
@@ -149,10 +148,10 @@ def need_handlers(
             ctx.envelope.id,
             sorted(event.merged_household_ids),
         )
-        if consent_hook is None:
+        if on_consent_withdrawn is None:
             return
         for purpose in ConsentPurpose:
-            await consent_hook(
+            await on_consent_withdrawn(
                 ConsentWithdrawn(
                     # Stable across redeliveries: one id per erasure and purpose.
                     consent_id=uuid5(ctx.envelope.id, purpose.value),
@@ -205,7 +204,7 @@ def need_handlers(
         HouseholdRegistered: on_household_registered,
         HouseholdUpdated: on_household_updated,
         ConsentRecorded: on_consent_recorded,
-        ConsentWithdrawn: on_consent_withdrawn,
+        ConsentWithdrawn: forget_consent,
         HouseholdMerged: on_household_merged,
         HouseholdErased: on_household_erased,
     }
@@ -286,7 +285,7 @@ async def project_update(event: HouseholdUpdated, ctx: HandlerContext) -> None:
     )
 
 
-async def household_facts(conn: asyncpg.Connection, household_id: UUID) -> HouseholdFacts | None:
+async def household_facts(conn: Connection, household_id: UUID) -> HouseholdFacts | None:
     """The household's facts; for a merged household, those of the household that stays."""
     row = await conn.fetchrow(
         "SELECT survivor.* FROM household_projection h"
