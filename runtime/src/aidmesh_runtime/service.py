@@ -224,6 +224,8 @@ def create_service_app(
     # working docs (issue 19).
     app = FastAPIOffline(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.metrics = metrics
+    #: What the service handles (tests compare it with the topic catalogue's consumers).
+    app.state.handlers = dict(handlers or {})
     app.state.telemetry = telemetry
     # Innermost, so metrics and traces see its 413s and 415s too.
     app.add_middleware(RequestBodyLimits, max_bytes=settings.http_max_body_bytes)
