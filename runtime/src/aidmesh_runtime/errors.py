@@ -9,8 +9,12 @@ from typing import Any
 import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 
+from .rules import RuleRefused
 
-class Rejected(Exception):
+__all__ = ["TRANSIENT_ERRORS", "Rejected", "RuleRefused", "is_transient"]
+
+
+class Rejected(RuleRefused):
     """A business rule refuses this event (e.g. duplicate assistance). Dead-lettered with
     the reason; never retried."""
 

@@ -16,7 +16,9 @@ from aidmesh_contracts.examples import example
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
 from aidmesh_runtime.consumer import EventConsumer, Handler, HandlerContext
 from aidmesh_runtime.errors import Rejected
+from aidmesh_runtime.rules import RuleRefused
 from aiokafka import ConsumerRecord
+from structlog.testing import capture_logs
 
 pytestmark = pytest.mark.integration
 
@@ -246,3 +248,31 @@ async def test_a_transient_failure_mid_batch_retries_the_whole_batch_without_dou
 
     assert [outcome for outcome, _ in results] == ["handled"] * 4
     assert [await effects_of(event.delivery_id) for event, _ in produced] == [1] * 4
+
+
+async def test_a_rule_refused_in_a_handler_is_dead_lettered_with_its_reason_not_as_a_crash(
+    make_consumer: Callable[..., EventConsumer], delivered_record: Callable
+) -> None:
+    class OverCap(ValueError, RuleRefused):  # as a service's own rule error
+        pass
+
+    async def refuse(event: AssistanceDelivered, ctx: HandlerContext) -> None:
+        raise OverCap("the repair is over the oblast's cap")
+
+    consumer = make_consumer(handler=refuse, name="runtime-tests-rule-refused")
+    reasons: list[object] = []
+    original_send = consumer._dead_letters.send
+
+    async def note_reason(record: ConsumerRecord, **kwargs: object) -> None:
+        reasons.append(kwargs.get("reason"))
+        await original_send(record, **kwargs)  # type: ignore[arg-type]
+
+    consumer._dead_letters.send = note_reason  # type: ignore[method-assign]
+    _, record = await delivered_record()
+
+    with capture_logs() as logs:
+        outcome = await consumer.process(record)
+
+    assert outcome == "dead_lettered"
+    assert reasons == ["OverCap: the repair is over the oblast's cap"]
+    assert "handler_failed" not in [entry["event"] for entry in logs]

@@ -29,6 +29,7 @@ from aidmesh_contracts import (
     VisitMissed,
     VisitScheduled,
 )
+from aidmesh_runtime.rules import RuleRefused
 
 DEFAULT_SERVICE = "primary_consultation"
 
@@ -277,7 +278,7 @@ def _earliest_free(
 # ---- visits ----------------------------------------------------------------------------
 
 
-class HealthRuleError(ValueError):
+class HealthRuleError(ValueError, RuleRefused):
     """A request that health's rules refuse; the message says why (no personal data) and
     `field` names the input at fault, when one is."""
 

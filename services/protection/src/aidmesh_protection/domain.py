@@ -27,6 +27,7 @@ from aidmesh_contracts import (
     Sector,
     Urgency,
 )
+from aidmesh_runtime.rules import RuleRefused
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CASE_REF = re.compile(r"^PRT-[0-9A-HJKMNP-TV-Z]{10}$")
@@ -92,7 +93,7 @@ class Forbidden(Exception):
         self.reason = reason
 
 
-class Refused(Exception):
+class Refused(RuleRefused):
     """The case's state does not allow it (409), with a code and a reason for people."""
 
     def __init__(self, code: str, reason: str) -> None:
@@ -101,7 +102,7 @@ class Refused(Exception):
         self.reason = reason
 
 
-class Invalid(Exception):
+class Invalid(RuleRefused):
     """The request names something a rule does not accept (422)."""
 
     def __init__(self, field: str, reason: str) -> None:

@@ -35,6 +35,7 @@ from aidmesh_contracts import (
 )
 from aidmesh_contracts.common import OrgCode, Severity
 from aidmesh_contracts.events.assessment import NeedDetails
+from aidmesh_runtime.rules import RuleRefused
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -58,7 +59,7 @@ EARLIEST_BIRTH = date(1900, 1, 1)
 # ---- errors the use cases raise (the API turns them into 404 / 409 / 422) ---------------
 
 
-class Refused(Exception):
+class Refused(RuleRefused):
     """A request that is well-formed but breaks a rule that needs the stored state."""
 
     def __init__(self, loc: Sequence[str | int], msg: str, *, kind: str = "refused") -> None:
@@ -72,7 +73,7 @@ class NotFound(Exception):
     pass
 
 
-class Conflict(Exception):
+class Conflict(RuleRefused):
     pass
 
 

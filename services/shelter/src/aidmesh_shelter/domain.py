@@ -50,6 +50,7 @@ from aidmesh_contracts.events.referral import (
     Urgency,
 )
 from aidmesh_contracts.events.registration import ConsentPurpose
+from aidmesh_runtime.rules import RuleRefused
 
 CENT = Decimal("0.01")
 #: The largest amount a Money field carries.
@@ -67,7 +68,7 @@ CENTRE_REFURBISHMENT = "shelter.collective_centre_refurbishment"
 # ---- errors ----------------------------------------------------------------------------
 
 
-class ShelterRuleError(ValueError):
+class ShelterRuleError(ValueError, RuleRefused):
     """A request that shelter's rules refuse; the message says why (HTTP 422)."""
 
 
