@@ -219,14 +219,20 @@ _LOCKING_1 = "WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended($1::
 _LOCKING_2 = "WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended($2::uuid::text, 0)))"
 
 
+async def lock_household(conn: Connection, household_id: UUID) -> None:
+    """The household's lock, for every service: held until the transaction ends, so
+    everything about one household (its projection's events, the needs and referrals that
+    wait for it, a use case reading its consents) is serialised across handlers, requests
+    and replicas. Statements after it (READ COMMITTED) see what the other transaction
+    committed. The same key as `_LOCKING_1/2`, which take it inside a write."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(household_id))
+
+
 async def _lock_household(household_id: UUID, ctx: HandlerContext) -> None:
     """Serialise the two halves of the join for one household. Without it, two replicas
     handling the need and the household at once could each miss the other's uncommitted
-    row, and the need would wait forever. Held until the transaction ends; statements
-    after it (READ COMMITTED) see what the other transaction committed."""
-    await ctx.conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(household_id)
-    )
+    row, and the need would wait forever."""
+    await lock_household(ctx.conn, household_id)
 
 
 async def project_household(event: HouseholdRegistered, ctx: HandlerContext) -> None:

@@ -33,7 +33,12 @@ from aidmesh_contracts import (
 )
 from aidmesh_runtime.consumer import HandlerContext
 from aidmesh_runtime.outbox import Outbox
-from aidmesh_runtime.projections.households import HouseholdFacts, NeedAction, household_facts
+from aidmesh_runtime.projections.households import (
+    HouseholdFacts,
+    NeedAction,
+    household_facts,
+    lock_household,
+)
 from aidmesh_runtime.service import Runtime
 from aidmesh_runtime.settings import required_secret
 
@@ -99,12 +104,6 @@ def team_from_seed(seed: TeamSeed) -> Team:
         daily_capacity=seed.daily_capacity,
         services=frozenset(seed.services),
     )
-
-
-async def lock_household(conn: asyncpg.Connection, household_id: UUID) -> None:
-    """The household projection's lock (same key): a referral and its household's
-    registration, handled at once, each see the other's row."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(household_id))
 
 
 # ---- scheduling ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from aidmesh_contracts import (
     Sector,
 )
 from aidmesh_runtime.consumer import HandlerContext
-from aidmesh_runtime.projections.households import household_facts
+from aidmesh_runtime.projections.households import household_facts, lock_household
 
 from . import domain, repository
 from .domain import ReferralStatus
@@ -39,7 +39,7 @@ async def on_need_assessed(event: NeedAssessed, ctx: HandlerContext) -> None:
         return
     if await repository.case_of_need(ctx.conn, event.assessment_id):
         return  # the same need sent again under a new event id
-    await repository.lock_household(ctx.conn, event.household_id)
+    await lock_household(ctx.conn, event.household_id)
     household = await household_facts(ctx.conn, event.household_id)
     opened = domain.open_case_from_need(
         event,
@@ -64,7 +64,7 @@ async def on_referral_requested(event: ReferralRequested, ctx: HandlerContext) -
         return
     if await repository.referral_in_seen(ctx.conn, event.referral_id):
         return
-    await repository.lock_household(ctx.conn, event.household_id)
+    await lock_household(ctx.conn, event.household_id)
     household = await household_facts(ctx.conn, event.household_id)
     household_id = household.household_id if household else event.household_id
     now = ctx.now()

@@ -375,11 +375,3 @@ async def referrals_in_of_case(conn: asyncpg.Connection, case_ref: str) -> list[
 
 def envelope_of(raw: str | None) -> Envelope | None:
     return Envelope.model_validate_json(raw) if raw else None
-
-
-async def lock_household(conn: asyncpg.Connection, household_id: UUID) -> None:
-    """The advisory lock the runtime's household projection takes for a household
-    (projections/households.py), held to the end of the transaction: a referral and a
-    consent withdrawal (or a merge) of one household never interleave, so a withdrawal
-    always sees, and declines, every referral made before it."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(household_id))

@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 from aidmesh_contracts import ReferralCompleted, ReferralRequested, Urgency
-from aidmesh_runtime.projections.households import household_facts
+from aidmesh_runtime.projections.households import household_facts, lock_household
 from aidmesh_runtime.service import Runtime
 
 from . import domain, repository
@@ -219,7 +219,7 @@ async def take_hotline_call(
             )
             return existing, False
         if household_id is not None:
-            await repository.lock_household(conn, household_id)
+            await lock_household(conn, household_id)
             household = await household_facts(conn, household_id)
             household_id = household.household_id if household else household_id
         opened = domain.open_case_from_hotline(
@@ -396,7 +396,7 @@ async def link_household(
     """An anonymous case gets its household (after a merge, the household that stays)."""
 
     async def work(conn: asyncpg.Connection, case: Case) -> Case:
-        await repository.lock_household(conn, household_id)
+        await lock_household(conn, household_id)
         household = await household_facts(conn, household_id)
         linked = domain.link_household(
             case, household_id=household.household_id if household else household_id
@@ -540,7 +540,7 @@ async def refer(
     async def work(conn: asyncpg.Connection, case: Case) -> ReferralRequested:
         household = None
         if case.household_id is not None:
-            await repository.lock_household(conn, case.household_id)
+            await lock_household(conn, case.household_id)
             household = await household_facts(conn, case.household_id)
         referral = domain.refer(
             case,

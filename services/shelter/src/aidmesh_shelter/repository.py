@@ -35,13 +35,6 @@ from .domain import (
 # ---- locks -------------------------------------------------------------------------------
 
 
-async def lock_household(conn: asyncpg.Connection, household_id: UUID) -> None:
-    """Serialise everything about one household until the transaction ends. The same key
-    as the household projection's lock (aidmesh_runtime.projections.households), so a use
-    case that reads the household's consents or deliveries never races an event about it."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(household_id))
-
-
 # ---- household cases -------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ from aidmesh_contracts.events.registration import (
     HouseholdMerged,
 )
 from aidmesh_runtime.outbox import Outbox
-from aidmesh_runtime.projections.households import HouseholdFacts, household_facts
+from aidmesh_runtime.projections.households import HouseholdFacts, household_facts, lock_household
 from aidmesh_runtime.service import Runtime
 
 from . import domain, repository
@@ -81,7 +81,7 @@ async def transaction(runtime: Runtime) -> AsyncIterator[Tx]:
 
 async def known_household(tx: Tx, household_id: UUID) -> HouseholdFacts:
     """The household (the survivor, if it was merged), locked for this transaction."""
-    await repository.lock_household(tx.conn, household_id)
+    await lock_household(tx.conn, household_id)
     household = await household_facts(tx.conn, household_id)
     if household is None:
         raise NotFound(
@@ -89,7 +89,7 @@ async def known_household(tx: Tx, household_id: UUID) -> HouseholdFacts:
             "registration has not arrived yet)"
         )
     if household.household_id != household_id:
-        await repository.lock_household(tx.conn, household.household_id)
+        await lock_household(tx.conn, household.household_id)
     return household
 
 
@@ -98,11 +98,11 @@ async def _locked_case(tx: Tx, case_id: UUID) -> tuple[Case, Envelope]:
     household_id = await repository.household_of_case(tx.conn, case_id)
     if household_id is None:
         raise NotFound(f"shelter case {case_id} not found")
-    await repository.lock_household(tx.conn, household_id)
+    await lock_household(tx.conn, household_id)
     found = await repository.case_for_update(tx.conn, case_id)
     assert found is not None  # cases are never deleted
     if found[0].household_id != household_id:  # merged away in between
-        await repository.lock_household(tx.conn, found[0].household_id)
+        await lock_household(tx.conn, found[0].household_id)
     return found
 
 
@@ -159,7 +159,7 @@ async def receive_referral(
     else when its registration arrives (topics have no order between them)."""
     if referral.to != domain.SHELTER:
         return
-    await repository.lock_household(tx.conn, referral.household_id)
+    await lock_household(tx.conn, referral.household_id)
     await repository.insert_inbound_referral(tx.conn, referral, cause)
     await decide_waiting_referrals(tx, referral.household_id, rules=rules)
 
@@ -457,7 +457,7 @@ async def stop_sharing(
     household = await household_facts(tx.conn, withdrawal.household_id)
     household_id = household.household_id if household else withdrawal.household_id
     if household_id != withdrawal.household_id:
-        await repository.lock_household(tx.conn, household_id)
+        await lock_household(tx.conn, household_id)
     await repository.record_withdrawal(
         tx.conn, household_id, withdrawal.purpose.value, withdrawal.withdrawn_at
     )
@@ -491,7 +491,7 @@ async def consent_given(
     if household is None:
         return
     if household.household_id != consent.household_id:
-        await repository.lock_household(tx.conn, household.household_id)
+        await lock_household(tx.conn, household.household_id)
     await repository.forget_withdrawal(tx.conn, household.household_id, consent.purpose.value)
     withdrawn = await repository.withdrawn_purposes(tx.conn, household.household_id)
     for case, _ in await repository.cases_awaiting_consent(tx.conn, household.household_id):
