@@ -13,30 +13,13 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
 
 import asyncpg
-from aidmesh_contracts import AssistanceDelivered, Location
 from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.testing import ADMIN_DSN, database_dsn, drop_database, fresh_database
+from latency import delivery as delivery_at
 
 DATABASE = "aidmesh_bench_commit_path"
-
-
-def delivery() -> AssistanceDelivered:
-    return AssistanceDelivered(
-        delivery_id=uuid4(),
-        household_id=uuid4(),
-        sector="shelter",
-        activity="shelter.winterization_kit",
-        modality="in_kind",
-        quantity=1,
-        unit="kit",
-        persons_reached=4,
-        partner_org="BENCH",
-        location=Location(adm1_pcode="UA63"),
-        delivered_at=datetime.now(UTC),
-    )
 
 
 async def run(env: Any) -> dict[str, Any]:
@@ -52,7 +35,7 @@ async def run(env: Any) -> dict[str, Any]:
                 " sent_at timestamptz)"
             )
         outbox = Outbox(source="/bench", clock=lambda: datetime.now(UTC))
-        row = outbox.prepare(delivery())[1]
+        row = outbox.prepare(delivery_at(datetime.now(UTC)))[1]
 
         async def measure(name: str, call: Callable[[], Awaitable[object]]) -> None:
             for _ in range(200):
@@ -66,7 +49,7 @@ async def run(env: Any) -> dict[str, Any]:
             )
 
         async def prepare() -> None:
-            outbox.prepare(delivery())
+            outbox.prepare(delivery_at(datetime.now(UTC)))
 
         await measure("prepare the event, its envelope and outbox row", prepare)
         async with pool.acquire() as conn:
@@ -83,7 +66,7 @@ async def run(env: Any) -> dict[str, Any]:
 
             async def held_use_case() -> None:
                 async with conn.transaction():
-                    await outbox.add(conn, delivery())
+                    await outbox.add(conn, delivery_at(datetime.now(UTC)))
 
             await measure("one round trip (SELECT 1)", select_1)
             await measure("an empty transaction (BEGIN, COMMIT)", begin_commit)
@@ -96,7 +79,7 @@ async def run(env: Any) -> dict[str, Any]:
 
         async def use_case() -> None:
             async with pool.acquire() as conn, conn.transaction():
-                await outbox.add(conn, delivery())
+                await outbox.add(conn, delivery_at(datetime.now(UTC)))
 
         await measure("pool acquire + release (its reset query)", acquire_release)
         await measure("pool + transaction + outbox.add (the latency producer)", use_case)
