@@ -138,27 +138,36 @@ MEMBER_FLAGS = frozenset(
 
 # The Ukrainian alphabet (no Ё Ы Э Ъ), apostrophes of every kind people type, and hyphens.
 _UKRAINIAN_WORD = re.compile(r"^[А-ЩЬЮЯЄІЇҐа-щьюяєіїґ][А-ЩЬЮЯЄІЇҐа-щьюяєіїґ'’ʼ`-]*$")
-_PATRONYMIC_ENDINGS = ("ович", "евич", "йович", "івна", "ївна", "ївич", "ічна", "инична")
+# Latin letters, with the diacritics of older and foreign romanisations (Šewčenko, Jurij),
+# for names as partners' lists, EU registrations and bank files write them (issue 21).
+_LATIN_WORD = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ſ][A-Za-zÀ-ÖØ-öø-ſ'’ʼ`-]*$")
+_PATRONYMIC_ENDINGS = (
+    *("ович", "евич", "йович", "івна", "ївна", "ївич", "ічна", "инична"),
+    # Their romanisations: official (Petrivna, Ivanovych) and older (Ivanovich, Petrovna).
+    *("ovych", "evych", "ivna", "yivna", "ovich", "evich", "ovna", "evna"),
+)
 
 
-def _ukrainian_words(text: str) -> list[str]:
+def _name_words(text: str) -> list[str]:
+    """The words of a name, each wholly in Ukrainian Cyrillic or wholly in Latin letters.
+    A word mixing the two (a Latin К typed into Коваленко) is a typing error: refused."""
     words = text.split()
     if not words:
         raise ValueError("must not be empty")
-    if not all(_UKRAINIAN_WORD.match(w) for w in words):
+    if not all(_UKRAINIAN_WORD.match(w) or _LATIN_WORD.match(w) for w in words):
         raise ValueError(
-            "must be written in Ukrainian Cyrillic letters (apostrophes and hyphens allowed);"
-            " the Latin form is computed"
+            "must be written in Ukrainian Cyrillic or in Latin letters, one script per word"
+            " (apostrophes and hyphens allowed)"
         )
     return words
 
 
 def _name_part(text: str) -> str:
-    return " ".join(_ukrainian_words(text))
+    return " ".join(_name_words(text))
 
 
 def _full_name(text: str) -> str:
-    words = _ukrainian_words(text)
+    words = _name_words(text)
     if len(words) < 2:
         raise ValueError("needs at least a given name and a family name")
     return " ".join(words)
@@ -301,8 +310,10 @@ class DocumentIn(Input):
 
 
 class MemberIn(Input):
-    """A household member: names in Ukrainian Cyrillic, either as `family_name`,
-    `given_name` and `patronymic`, or (older clients) as one `full_name`."""
+    """A household member: names in Ukrainian Cyrillic (their official Latin form is
+    computed) or in Latin letters as a partner's list has them (kept as given; search and
+    deduplication compare both scripts), either as `family_name`, `given_name` and
+    `patronymic`, or (older clients) as one `full_name`."""
 
     member_id: UUID | None = Field(
         default=None, description="On update: the member this entry keeps (from GET)."

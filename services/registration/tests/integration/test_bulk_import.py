@@ -82,7 +82,7 @@ async def test_good_rows_are_imported_and_bad_rows_are_reported_by_row_and_reaso
             row("A1", "child", given_name="Максим", sex="male", date_of_birth="03.11.2015"),
             row("B2", family_name="Бондар", given_name="Іван", sex="male", phone=""),  # row 4
             row("C3", date_of_birth="2999-01-01", phone="+380 11"),  # row 5: two errors
-            row("D4", family_name="Kovalenko"),  # row 6: Latin letters
+            row("D4", family_name="Kоваленко"),  # row 6: a Latin K in a Cyrillic name
             row("E5", adm1_pcode="UA99", adm3_pcode=""),  # row 7: unknown oblast
             row("F6", relation="child", first=True),  # row 8: no head
             row("G7", needs="shelter:9"),  # row 9

@@ -259,6 +259,23 @@ async def test_a_household_is_found_by_a_name_in_cyrillic_or_in_latin_letters(
     assert await search(registration, name=f"{someone_else} {family}") == []
 
 
+async def test_a_household_registered_in_latin_letters_is_kept_as_given_and_found_in_cyrillic(
+    registration: AsyncClient, body: Body
+) -> None:
+    cyrillic = body()
+    head = cyrillic["members"][0]
+    family, given = head["family_name"], head["given_name"]
+    latin_head = head | {"family_name": to_latin(family), "given_name": to_latin(given)}
+    del latin_head["patronymic"]
+    latin = cyrillic | {"members": [latin_head, *cyrillic["members"][1:]]}
+
+    household_id = await register(registration, latin)
+
+    stored = (await registration.get(f"/households/{household_id}")).json()["members"][0]
+    assert (stored["family_name"], stored["given_name"]) == (to_latin(family), to_latin(given))
+    assert household_id in await search(registration, name=f"{given} {family}")
+
+
 async def test_the_head_is_listed_with_the_latin_form_of_her_name(
     registration: AsyncClient, body: Body
 ) -> None:

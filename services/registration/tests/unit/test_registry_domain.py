@@ -18,6 +18,7 @@ from aidmesh_registration.domain import (
     Household,
     HouseholdIn,
     HouseholdPatch,
+    Names,
     Refused,
     ScreeningLevel,
     apply_patch,
@@ -135,12 +136,38 @@ def test_the_latin_form_of_each_name_is_the_official_transliteration() -> None:
     assert (latin.family, latin.given, latin.patronymic) == ("Kovalenko", "Olena", "Petrivna")
 
 
-def test_a_name_in_latin_letters_is_refused_because_the_latin_form_is_computed() -> None:
-    errors = refusal(submission(members=[member(family_name="Kovalenko")]))
+def test_names_in_latin_letters_are_kept_as_a_partners_list_gives_them() -> None:
+    latin = member(family_name="Kovalenko", given_name="Olena", patronymic="Petrivna")
+    [head] = household(members=[latin]).members
+
+    assert (head.family_name, head.given_name, head.patronymic) == (
+        "Kovalenko",
+        "Olena",
+        "Petrivna",
+    )
+    assert head.latin() == Names(family="Kovalenko", given="Olena", patronymic="Petrivna")
+    assert set(head.name_keys()) >= set(name_keys("Коваленко", "Олена"))  # found either way
+
+
+@pytest.mark.parametrize("written", ["Šewčenko", "O'Neil-Smith", "Jurij"])
+def test_older_and_foreign_romanisations_are_names_too(written: str) -> None:
+    [head] = household(members=[member(family_name=written)]).members
+
+    assert head.family_name == written
+
+
+def test_a_word_mixing_latin_and_cyrillic_letters_is_refused_as_a_typing_error() -> None:
+    errors = refusal(submission(members=[member(family_name="Kоваленко")]))  # a Latin K
 
     assert errors[0]["loc"] == ("members", 0, "family_name")
-    assert "Ukrainian Cyrillic" in errors[0]["msg"]
-    assert "Kovalenko" not in errors[0]["msg"]
+    assert "one script per word" in errors[0]["msg"]
+    assert "оваленко" not in errors[0]["msg"]
+
+
+def test_a_latin_full_name_written_family_name_first_is_split_by_its_patronymic() -> None:
+    names = split_full_name("Kovalenko Olena Petrivna")
+
+    assert names == Names(family="Kovalenko", given="Olena", patronymic="Petrivna")
 
 
 def test_a_member_without_a_family_name_is_refused_naming_the_fields() -> None:
