@@ -233,6 +233,11 @@ class MemberOut(BaseModel):
     relation: str
     document_number: str | None = Field(description="The first document (older clients).")
     documents: list[DocumentOut]
+    unverified_documents: list[DocumentOut] = Field(
+        default=[],
+        description="Numbers a partner's list gave in no known format, kept as given for an"
+        " officer to verify (the import reported each as a warning); never searched or matched.",
+    )
     vulnerabilities: list[str]
 
 

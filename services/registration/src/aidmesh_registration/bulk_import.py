@@ -43,7 +43,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,8 @@ class RowError:
     row: int  # as a spreadsheet shows it: the header is row 1
     field: str
     reason: str  # never the value
+    #: "error": the household was not imported; "warning": it was, the cell kept as given.
+    severity: str = "error"
 
 
 class _Invalid(Exception):
@@ -358,6 +360,8 @@ class Prepared:
     last_row: int
     rows: int
     errors: list[RowError] = field(default_factory=list)
+    #: Cells of imported households kept as given for an officer to verify.
+    warnings: list[RowError] = field(default_factory=list)
     rejected_rows: int = 0
     households: list[tuple[Any, ...]] = field(default_factory=list)
     household_keys: list[tuple[Any, ...]] = field(default_factory=list)
@@ -401,11 +405,14 @@ def _prepare_chunk(households: Sequence[RawHousehold], context: Context) -> Prep
     index = {name: i for i, name in enumerate(context.columns)}
     for raw in households:
         try:
-            household, needs, first_row = _household(raw, index=index, context=context, ids=ids)
+            household, needs, first_row, warnings = _household(
+                raw, index=index, context=context, ids=ids
+            )
         except _RowsInvalid as invalid:
             prepared.errors.extend(invalid.errors)
             prepared.rejected_rows += len(raw)
             continue
+        prepared.warnings.extend(warnings)
         _add_household(
             prepared, household, needs, first_row, outbox=outbox, context=context, ids=ids
         )
@@ -421,12 +428,13 @@ class _RowsInvalid(Exception):
 
 def _household(
     raw: RawHousehold, *, index: dict[str, int], context: Context, ids: Callable[[], UUID]
-) -> tuple[Household, list[tuple[Sector, int]], int]:
+) -> tuple[Household, list[tuple[Sector, int]], int, list[RowError]]:
     def value(values: list[str], column: str) -> str:
         i = index.get(column)
         return values[i].strip() if i is not None and i < len(values) else ""
 
     errors: list[RowError] = []
+    warnings: list[RowError] = []
     today = context.now.date()
     first_row, first = raw[0]
     # Household columns: from the first row; later rows may repeat them, not contradict.
@@ -501,11 +509,26 @@ def _household(
         born = check(
             row_number, "date_of_birth", _birth_date, value(values, "date_of_birth"), today
         )
-        documents = []
+        documents, unverified = [], []
         for column, kind in _DOCUMENT_COLUMNS:
             number = value(values, column)
-            if number:
-                documents.append(check(row_number, column, _document, kind, number, column))
+            if not number:
+                continue
+            try:
+                documents.append(_document(kind, number, column))
+            except _Invalid as invalid:
+                # A mistyped number must not cost a family its registration (issue 21):
+                # the household is imported, the number kept as given (sealed) for an
+                # officer to verify, and the report says so.
+                unverified.append(Document(kind, number[:_MAX_UNVERIFIED]))
+                warnings.append(
+                    RowError(
+                        row_number,
+                        column,
+                        f"{invalid.reason}; kept as given, unverified",
+                        severity="warning",
+                    )
+                )
         column = "member_vulnerabilities"
         flags = check(row_number, column, _member_flags, value(values, column))
         if errors:
@@ -521,6 +544,7 @@ def _household(
                 relation=relation,
                 documents=tuple(dict.fromkeys(documents)),
                 vulnerabilities=flags,
+                unverified_documents=tuple(dict.fromkeys(unverified)),
             )
         )
     if heads != 1 and not any(e.field == "relation" for e in errors):
@@ -528,7 +552,8 @@ def _household(
             RowError(first_row, "relation", f"exactly one member must be the head, found {heads}")
         )
     if errors:
-        raise _RowsInvalid(errors)
+        # Refused anyway: its document cells are reported with its errors, to be fixed too.
+        raise _RowsInvalid(errors + [replace(w, severity="error") for w in warnings])
     # The head first, as the registry lists members.
     members.sort(key=lambda m: m.relation is not Relation.HEAD)
     assert isinstance(location, Location)
@@ -548,7 +573,12 @@ def _household(
         ),
         needs,
         first_row,
+        warnings,
     )
+
+
+#: The longest document cell kept as given (a cell longer than any document number).
+_MAX_UNVERIFIED = 64
 
 
 def _phone(text: str) -> str:
@@ -780,6 +810,8 @@ class ImportReport:
     error_report: str | None
     phases: Phases = field(default_factory=Phases)
     ignored_columns: list[str] = field(default_factory=list)
+    #: Cells of imported households kept as given, unverified (in the error report too).
+    warnings: int = 0
 
     def as_json(self) -> dict[str, Any]:
         data = self.__dict__ | {"import_id": str(self.import_id), "phases": self.phases.__dict__}
@@ -872,8 +904,11 @@ async def import_file(
     report.rows_done = final["rows_done"]
     report.households_imported = final["rows_imported"]
     report.rows_rejected = final["rows_rejected"]
-    report.errors = await conn.fetchval(
-        "SELECT count(*) FROM bulk_import_errors WHERE import_id = $1", import_id
+    report.errors, report.warnings = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE severity = 'error'),"
+        " count(*) FILTER (WHERE severity = 'warning')"
+        " FROM bulk_import_errors WHERE import_id = $1",
+        import_id,
     )
     report.error_report = str(await write_error_report(conn, import_id, path))
     report.seconds = time.perf_counter() - started
@@ -957,7 +992,7 @@ async def _run(
             phases=report.phases,
         )
         report.phases.dedup += time.perf_counter() - started
-        errors = prepared.errors + stray_errors if prepared else stray_errors
+        errors = (prepared.errors + prepared.warnings if prepared else []) + stray_errors
         rows_done += rows_in_chunk
         await _write_chunk(
             conn,
@@ -1236,11 +1271,14 @@ async def _write_chunk(
         if prepared:
             await outbox.add_prepared(conn, prepared.outbox + events)
         if errors:
-            unique = {(e.row, e.field): e.reason for e in errors}
+            unique = {(e.row, e.field): (e.reason, e.severity) for e in errors}
             await conn.copy_records_to_table(
                 "bulk_import_errors",
-                columns=("import_id", "row_number", "field", "reason"),
-                records=[(import_id, row, f, reason) for (row, f), reason in unique.items()],
+                columns=("import_id", "row_number", "field", "reason", "severity"),
+                records=[
+                    (import_id, row, f, reason, severity)
+                    for (row, f), (reason, severity) in unique.items()
+                ],
             )
         committing = time.perf_counter()
         phases.outbox += committing - copied
@@ -1248,17 +1286,18 @@ async def _write_chunk(
 
 
 async def write_error_report(conn: asyncpg.Connection, import_id: UUID, path: Path) -> Path:
-    """`<file>.errors.csv` next to the input: row, column, reason (no values)."""
+    """`<file>.errors.csv` next to the input: row, column, reason (no values), severity
+    (`error`: the household was not imported; `warning`: it was, the cell kept as given)."""
     rows = await conn.fetch(
-        "SELECT row_number, field, reason FROM bulk_import_errors WHERE import_id = $1"
-        " ORDER BY row_number, field",
+        "SELECT row_number, field, reason, severity FROM bulk_import_errors"
+        " WHERE import_id = $1 ORDER BY row_number, field",
         import_id,
     )
     target = path.with_name(path.name + ".errors.csv")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["row", "column", "reason"])
-    writer.writerows((r["row_number"], r["field"], r["reason"]) for r in rows)
+    writer.writerow(["row", "column", "reason", "severity"])
+    writer.writerows((r["row_number"], r["field"], r["reason"], r["severity"]) for r in rows)
     target.write_text(buffer.getvalue(), encoding="utf-8")
     return target
 

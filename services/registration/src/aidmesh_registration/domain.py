@@ -659,6 +659,9 @@ class Member:
     vulnerabilities: frozenset[Vulnerability] = frozenset()
     #: The name as an older client wrote it in one field, when it did.
     written_name: str | None = None
+    #: Numbers a partner's list gave in no known format (issue 21): kept as given, sealed,
+    #: shown to officers to verify, never searched or matched.
+    unverified_documents: tuple[Document, ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -687,6 +690,7 @@ class Member:
             self.relation,
             frozenset(self.documents),
             self.vulnerabilities,
+            self.unverified_documents,
         )
 
     def as_person(self) -> dedup.Person:

@@ -1,6 +1,6 @@
 """`python -m aidmesh_registration.import_cli FILE --partner ORG`: import a partner's CSV.
 
-Shows a progress bar, writes `<FILE>.errors.csv` (row, column, reason) and
+Shows a progress bar, writes `<FILE>.errors.csv` (row, column, reason, severity) and
 `<FILE>.import.json` (the summary) next to the file, and resumes where it stopped when run
 again on the same file; a finished file is not imported twice. The database is the
 registration service's (`AIDMESH_REGISTRATION_DB_DSN`, or derived from `AIDMESH_PG_DSN`);
@@ -156,6 +156,7 @@ def _table(report: ImportReport, summary: Path) -> Table:
         ("households imported", f"{report.households_imported:,}"),
         ("rows rejected", f"{report.rows_rejected:,}"),
         ("errors", f"{report.errors:,} → {report.error_report}"),
+        ("warnings", f"{report.warnings:,} (cells kept as given, unverified; same report)"),
         ("possible duplicates queued", f"{report.suspicions:,}"),
         ("events written to the outbox", f"{report.events:,}"),
         ("seconds", f"{report.seconds:.1f}"),

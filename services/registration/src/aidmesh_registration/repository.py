@@ -63,6 +63,7 @@ def sealed_member(key: HouseholdKey, member: Member) -> bytes:
             "written_name": member.written_name,
             "date_of_birth": member.date_of_birth.isoformat(),
             "documents": [[d.kind.value, d.number] for d in member.documents],
+            "unverified_documents": [[d.kind.value, d.number] for d in member.unverified_documents],
         },
         row=member.member_id,
     )
@@ -335,6 +336,10 @@ def _sealed_member(row: asyncpg.Record, key: HouseholdKey) -> Member:
         documents=tuple(Document(DocumentKind(kind), number) for kind, number in data["documents"]),
         vulnerabilities=frozenset(Vulnerability(v) for v in row["vulnerabilities"]),
         written_name=data["written_name"],
+        unverified_documents=tuple(
+            Document(DocumentKind(kind), number)
+            for kind, number in data.get("unverified_documents", [])  # none before issue 21
+        ),
     )
 
 
@@ -901,6 +906,9 @@ def _member_view(m: Member) -> dict[str, Any]:
         "relation": m.relation.value,
         "document_number": m.documents[0].number if m.documents else None,
         "documents": [{"kind": d.kind.value, "number": d.number} for d in documents],
+        "unverified_documents": [
+            {"kind": d.kind.value, "number": d.number} for d in m.unverified_documents
+        ],
         "vulnerabilities": sorted(v.value for v in m.vulnerabilities),
     }
 

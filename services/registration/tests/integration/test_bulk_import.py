@@ -124,7 +124,7 @@ async def test_good_rows_are_imported_and_bad_rows_are_reported_by_row_and_reaso
     assert "Cyrillic" in errors[(6, "family_name")]
     assert "head" in errors[(8, "relation")]
     text = "".join(",".join(r.values()) for r in report_rows(Path(report.error_report)))
-    assert "Kovalenko" not in text and "+380 11" not in text and "2999" not in text
+    assert "Kоваленко" not in text and "+380 11" not in text and "2999" not in text
     members = views[0]["members"]
     assert [d for m in members for d in m["documents"]] == [
         {"kind": "passport", "number": "ЕК123456"}
@@ -143,6 +143,42 @@ async def test_good_rows_are_imported_and_bad_rows_are_reported_by_row_and_reaso
     registered = [r.event() for r in seen if r.envelope.type == HOUSEHOLD_TYPE]
     assert {e.channel.value for e in registered} == {"bulk_import"}
     assert {e.partner_org for e in registered} == {"NRC"}
+
+
+async def test_a_mistyped_document_keeps_the_family_and_is_reported_as_a_warning(
+    settings: RegistrationSettings,
+    database: asyncpg.Connection,
+    registration: AsyncClient,
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path / "typos.csv",
+        [
+            row("T1", family_name="Ткачук", passport="ЕК12З456"),  # row 2: a З for a 3
+            row("T1", "child", given_name="Марія", date_of_birth="03.11.2015", id_card="12345"),
+        ],
+    )
+    options = ImportOptions(partner_org="NRC", source=settings.source, workers=0)
+
+    report = await run_import(settings, path, options)
+
+    assert (report.households_imported, report.rows_rejected) == (1, 0)
+    assert (report.errors, report.warnings) == (0, 2)
+    reported = report_rows(Path(report.error_report))
+    assert [(r["row"], r["column"], r["severity"]) for r in reported] == [
+        ("2", "passport", "warning"),
+        ("3", "id_card", "warning"),
+    ]
+    assert all(r["reason"].endswith("kept as given, unverified") for r in reported)
+    assert "ЕК12З456" not in "".join(",".join(r.values()) for r in reported)
+    [household] = await imported(database, report.import_id)
+    view = (await registration.get(f"/households/{household['household_id']}")).json()
+    head, child = view["members"]
+    assert (head["documents"], head["unverified_documents"]) == (
+        [],
+        [{"kind": "passport", "number": "ЕК12З456"}],
+    )
+    assert child["unverified_documents"] == [{"kind": "id_card", "number": "12345"}]
 
 
 async def test_a_repeat_within_the_file_and_of_an_earlier_import_is_queued_for_review(
