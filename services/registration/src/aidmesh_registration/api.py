@@ -69,6 +69,7 @@ from .domain import (
     MergeIn,
     MergeIntoIn,
     NotFound,
+    PartnerRef,
     Refused,
     SuspicionStatus,
     name_keys,
@@ -260,6 +261,9 @@ class HouseholdOut(BaseModel):
     version: int
     channel: Channel
     partner_org: str | None
+    partner_ref: str | None = Field(
+        default=None, description="The registering organisation's own reference of it."
+    )
     adm1_pcode: str
     adm2_pcode: str | None
     adm3_pcode: str | None
@@ -353,6 +357,7 @@ class HouseholdSummary(BaseModel):
     registered_at: datetime
     channel: Channel
     partner_org: str | None
+    partner_ref: str | None = None
     adm1_pcode: str
     adm2_pcode: str | None
     adm3_pcode: str | None
@@ -392,6 +397,10 @@ async def search_households(
         str | None,
         Query(pattern=r"^UA\d{2}(\d{2}(\d{3})?)?$", description="Oblast, raion or hromada."),
     ] = None,
+    partner_ref: Annotated[
+        PartnerRef | None,
+        Query(description="The caller's own reference of a household (staff: any partner's)."),
+    ] = None,
     household_status: Annotated[
         Literal["active", "merged", "any"], Query(alias="status")
     ] = "active",
@@ -415,6 +424,7 @@ async def search_households(
         pcode=pcode,
         status=None if household_status == "any" else HouseholdStatus(household_status),
         readable_by=reader_org(principal),
+        partner_ref=partner_ref,
     )
     async with runtime.pool.acquire() as conn:
         rows = await repository.search(

@@ -570,6 +570,7 @@ def _household(
             members=tuple(members),
             vulnerabilities=declared,
             consents=consents,
+            partner_ref=value(first, "household_ref")[:64] or None,
         ),
         needs,
         first_row,
@@ -651,6 +652,7 @@ def _add_household(
             _screening_json(screening),
             context.import_id,
             first_row,
+            household.partner_ref,
         )
     )
     for position, m in enumerate(household.members):
@@ -1186,6 +1188,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "screening",
         "import_id",
         "import_row",
+        "partner_ref",
     ),
     "household_keys": ("household_id", "wrapped_key", "kek_id", "created_at"),
     "members": (

@@ -475,11 +475,24 @@ def _one_need_per_sector(needs: list[NeedIn]) -> list[NeedIn]:
     return needs
 
 
+#: A partner's own reference of a household: letters, digits and . _ / - (no spaces).
+PartnerRef = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+]
+
+
 class HouseholdIn(Input):
     """A registration as a field office, hotline, partner or form submits it."""
 
     channel: Channel
     partner_org: OrgCode | None = None
+    partner_ref: PartnerRef | None = Field(
+        default=None,
+        description="The registering organisation's own reference of the household (its"
+        " case or beneficiary id), to find it again: GET /households?partner_ref=. Never"
+        " published.",
+        examples=["KH-2026-00123"],
+    )
     location: LocationIn
     displacement_status: DisplacementStatus
     size: Annotated[
@@ -547,6 +560,7 @@ class HouseholdIn(Input):
             ),
             vulnerabilities=frozenset(self.vulnerabilities),
             consents=frozenset(self.consents),
+            partner_ref=self.partner_ref,
         )
 
 
@@ -721,6 +735,8 @@ class Household:
     status: HouseholdStatus = HouseholdStatus.ACTIVE
     merged_into: UUID | None = None
     version: int = 1
+    #: The partner's own reference of it (issue 21): never published.
+    partner_ref: str | None = None
 
     @property
     def size(self) -> int:

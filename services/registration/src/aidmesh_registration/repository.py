@@ -126,8 +126,9 @@ async def insert_household(
     await conn.execute(
         """INSERT INTO households (household_id, registered_at, channel, partner_org,
                adm1_pcode, adm2_pcode, adm3_pcode, displacement_status, size, sealed,
-               phone_index, vulnerabilities, consents, correlation_id, screening)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)""",
+               phone_index, vulnerabilities, consents, correlation_id, screening, partner_ref)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb,
+                   $16)""",
         household.household_id,
         household.registered_at,
         household.channel.value,
@@ -143,6 +144,7 @@ async def insert_household(
         sorted(c.value for c in household.consents),
         correlation_id,
         json.dumps(screening.as_json()),
+        household.partner_ref,
     )
     await insert_members(conn, household, key=key, vault=vault)
 
@@ -363,6 +365,7 @@ def _household(row: asyncpg.Record, members: list[Member], personal: dict[str, A
         status=HouseholdStatus(row["status"]),
         merged_into=row["merged_into"],
         version=row["version"],
+        partner_ref=row["partner_ref"],
     )
 
 
@@ -869,6 +872,7 @@ _VIEW_COLUMNS = (
     "version",
     "channel",
     "partner_org",
+    "partner_ref",
     "adm1_pcode",
     "adm2_pcode",
     "adm3_pcode",
@@ -944,6 +948,8 @@ class SearchQuery:
     status: HouseholdStatus | None
     #: Only the households this organisation may read (None: every household).
     readable_by: str | None = None
+    #: A partner's own reference: its own households' (every partner's, for staff).
+    partner_ref: str | None = None
 
 
 async def search(
@@ -960,7 +966,7 @@ async def search(
     pcode_filter = f"h.{level} = $4" if level else "$4::text IS NULL"
     rows = await conn.fetch(
         f"""SELECT h.household_id, h.status, h.merged_into, h.registered_at, h.channel,
-                   h.partner_org, h.adm1_pcode, h.adm2_pcode, h.adm3_pcode,
+                   h.partner_org, h.partner_ref, h.adm1_pcode, h.adm2_pcode, h.adm3_pcode,
                    h.displacement_status, h.size, h.sealed, k.wrapped_key, k.kek_id,
                    head.member_id AS head_member_id, head.sealed AS head_sealed, head.sex,
                    head.relation, head.vulnerabilities
@@ -980,6 +986,8 @@ async def search(
               AND ($5::text IS NULL OR h.status = $5)
               AND ($6::timestamptz IS NULL OR (h.registered_at, h.household_id) < ($6, $7::uuid))
               AND ($9::text IS NULL OR {_READABLE_BY.format(org="$9")})
+              AND ($10::text IS NULL OR (h.partner_ref = $10
+                   AND ($9::text IS NULL OR h.partner_org = $9)))
             ORDER BY h.registered_at DESC, h.household_id DESC
             LIMIT $8""",
         name_index(vault, query.name_keys),
@@ -991,6 +999,7 @@ async def search(
         before[1] if before else None,
         limit,
         query.readable_by,
+        query.partner_ref,
     )
     return [_summary(r, vault) for r in rows]
 
@@ -1021,6 +1030,7 @@ _SUMMARY_COLUMNS = (
     "registered_at",
     "channel",
     "partner_org",
+    "partner_ref",
     "adm1_pcode",
     "adm2_pcode",
     "adm3_pcode",

@@ -179,6 +179,7 @@ async def test_a_mistyped_document_keeps_the_family_and_is_reported_as_a_warning
         [{"kind": "passport", "number": "ЕК12З456"}],
     )
     assert child["unverified_documents"] == [{"kind": "id_card", "number": "12345"}]
+    assert view["partner_ref"] == "T1"  # the file's household_ref, to find it again
 
 
 async def test_a_repeat_within_the_file_and_of_an_earlier_import_is_queued_for_review(

@@ -127,3 +127,27 @@ async def test_a_partner_reads_the_outcome_of_its_submissions_with_its_intake_to
     assert (await registration.get(one, headers=others)).status_code == 404
     households = await registration.get("/households", headers=intake)
     assert households.status_code == 403  # the intake token opens submissions, not households
+
+
+async def test_a_partner_finds_its_household_again_by_its_own_reference(
+    registration: AsyncClient, body: Body
+) -> None:
+    household = body(
+        channel="partner", partner_org="NRC", consents=["registration"], partner_ref="KH-2026-0042"
+    )
+    created = await registration.post("/households", json=household, headers=NRC)
+    assert created.status_code == 201, created.text
+    household_id = created.json()["household_id"]
+
+    found = await registration.get(
+        "/households", params={"partner_ref": "KH-2026-0042"}, headers=NRC
+    )
+    assert [h["household_id"] for h in found.json()["items"]] == [household_id]
+    assert found.json()["items"][0]["partner_ref"] == "KH-2026-0042"
+    read = (await registration.get(f"/households/{household_id}", headers=NRC)).json()
+    assert read["partner_ref"] == "KH-2026-0042"
+    # Another partner with a reference of the same text finds nothing of NRC's.
+    other = await registration.get(
+        "/households", params={"partner_ref": "KH-2026-0042"}, headers=PIN
+    )
+    assert other.json()["items"] == []
