@@ -2,17 +2,40 @@
 
 python -m aidmesh_registration                  # serve (needs its KEK, see README)
 python -m aidmesh_registration new-kek KEK_ID   # print a new KEK, `KEK_ID:<base64>`
+python -m aidmesh_registration rebuild-blocking-keys  # after dedup's keys changed
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
+import asyncpg
+from aidmesh_runtime.db import all_migrations, migrate
 from aidmesh_runtime.service import serve
+from rich.progress import Progress
 
 from .app import build_app
 from .crypto import KekError, new_kek
 from .settings import RegistrationSettings
+
+
+async def _rebuild_blocking_keys(settings: RegistrationSettings) -> int:
+    from .app import MIGRATIONS  # the service's own migrations, in its composition root
+    from .backfill import rebuild_blocking_keys
+
+    vault = settings.vault()
+    conn = await asyncpg.connect(settings.database_dsn)
+    try:
+        await migrate(conn, all_migrations(settings.service_name, MIGRATIONS))
+        total = await conn.fetchval("SELECT count(*) FROM households WHERE status = 'active'")
+        with Progress() as progress:
+            task = progress.add_task("blocking keys", total=total)
+            return await rebuild_blocking_keys(
+                conn, vault, progress=lambda n: progress.advance(task, n)
+            )
+    finally:
+        await conn.close()
 
 
 def main(argv: list[str]) -> int:
@@ -23,6 +46,10 @@ def main(argv: list[str]) -> int:
             return 0
         if command == "new-kek" and len(argv) == 2:
             print(new_kek(argv[1]))
+            return 0
+        if command == "rebuild-blocking-keys" and len(argv) == 1:
+            done = asyncio.run(_rebuild_blocking_keys(RegistrationSettings()))
+            print(f"registration: blocking keys rebuilt for {done:,} households")
             return 0
     except KekError as exc:
         print(f"registration: {exc}", file=sys.stderr)

@@ -16,7 +16,9 @@ database created after 0004 it finds nothing to do.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -172,3 +174,48 @@ async def _seal_submissions(conn: asyncpg.Connection, vault: Vault, *, batch: in
             updates,
         )
     return len(rows)
+
+
+async def rebuild_blocking_keys(
+    conn: asyncpg.Connection,
+    vault: Vault,
+    *,
+    batch: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Recompute the stored blocking keys of every active household, after
+    dedup.profile_keys changed (a new key finds old households only once they have it).
+    One batch per transaction, households locked while their keys are replaced; returns
+    how many households were done. Safe to run beside the service and to run again."""
+    after, done = UUID(int=0), 0
+    while True:
+        async with conn.transaction():
+            ids = [
+                r["household_id"]
+                for r in await conn.fetch(
+                    "SELECT household_id FROM households WHERE status = 'active'"
+                    " AND household_id > $1 ORDER BY household_id LIMIT $2 FOR NO KEY UPDATE",
+                    after,
+                    batch,
+                )
+            ]
+            if not ids:
+                return done
+            households = await repository.load_households(conn, ids, vault=vault)
+            await conn.execute(
+                "DELETE FROM blocking_keys WHERE household_id = ANY($1::uuid[])", ids
+            )
+            await conn.copy_records_to_table(
+                "blocking_keys",
+                columns=("block_key", "household_id"),
+                records=[
+                    (block, h.household_id)
+                    for h in households
+                    if h.status is HouseholdStatus.ACTIVE and h.members
+                    for block in sorted(repository.block_index(vault, h.blocking_keys()))
+                ],
+            )
+        after, done = ids[-1], done + len(ids)
+        log.info("blocking_keys_rebuilt", households=done)
+        if progress is not None:
+            progress(len(ids))

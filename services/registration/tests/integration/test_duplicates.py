@@ -17,6 +17,7 @@ from aidmesh_contracts import (
     HouseholdMerged,
     HouseholdUpdated,
 )
+from aidmesh_registration.backfill import rebuild_blocking_keys
 from aidmesh_runtime.auth import REGISTRATION_WRITE
 from aidmesh_runtime.testing import EventLog, Seen, auth_headers
 from httpx import AsyncClient
@@ -369,3 +370,44 @@ async def test_an_unknown_queue_status_is_refused(
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "status"]
+
+
+async def test_a_family_that_moved_oblast_is_suspected_when_registered_again(
+    registration: AsyncClient, body: Body
+) -> None:
+    first = body(phone=None)
+    for m in first["members"]:
+        m.pop("documents", None)
+    moved = again(first, location={"adm1_pcode": "UA80"}, phone=None)
+
+    earlier = (await register(registration, first))["household_id"]
+    later = await register(registration, moved)
+
+    assert len(later["suspected_duplicates"]) == 1
+    suspicion = await registration.get(
+        f"/duplicates/{later['suspected_duplicates'][0]}",
+        headers=auth_headers("registration:read", "registration:review", org="IOM-REG"),
+    )
+    assert earlier in {suspicion.json()["household_id"], suspicion.json()["candidate_household_id"]}
+
+
+async def test_rebuilding_blocking_keys_restores_what_a_household_is_found_by(
+    registration: AsyncClient, body: Body, settings: Any
+) -> None:
+    household_id = UUID((await register(registration, body()))["household_id"])
+    conn = await asyncpg.connect(settings.database_dsn)
+    try:
+        before = await conn.fetchval(
+            "SELECT count(*) FROM blocking_keys WHERE household_id = $1", household_id
+        )
+        await conn.execute("DELETE FROM blocking_keys WHERE household_id = $1", household_id)
+
+        done = await rebuild_blocking_keys(conn, settings.vault(), batch=50)
+
+        after = await conn.fetchval(
+            "SELECT count(*) FROM blocking_keys WHERE household_id = $1", household_id
+        )
+    finally:
+        await conn.close()
+    assert before > 0 and after == before
+    assert done >= 1

@@ -249,10 +249,22 @@ def test_a_duplicate_shares_a_blocking_key_with_the_household_it_repeats(variant
     assert blocking_keys(new) & blocking_keys(earlier)
 
 
-def test_blocking_keys_keep_oblasts_apart_for_name_keys() -> None:
-    kharkiv, kyiv = household(phone=None), household(adm1="UA80", phone=None)
+def test_blocking_keys_keep_oblasts_apart_for_names_without_the_same_birth_date() -> None:
+    kharkiv = household(phone=None)
+    kyiv = household(person(birth_date=date(1984, 3, 5)), adm1="UA80", adm3=None, phone=None)
 
     assert blocking_keys(kharkiv).isdisjoint(blocking_keys(kyiv))
+
+
+def test_a_family_that_moved_to_another_oblast_is_a_candidate_and_found() -> None:
+    """Same names and birth dates, another oblast, no phone or document in common."""
+    earlier = household(phone=None)
+    moved = household(adm1="UA80", adm3="UA8000000", phone="+380671112233")
+
+    assert blocking_keys(moved) & blocking_keys(earlier)
+    match = only(find_duplicates(moved, [earlier]))
+    assert match.candidate_household_id == earlier.household_id
+    assert match.score >= THRESHOLD
 
 
 def test_match_pairs_compares_pairs_of_equal_length_lists() -> None:
