@@ -25,7 +25,7 @@ import structlog
 
 from . import repository
 from .crypto import KeyDestroyed, Vault
-from .domain import HouseholdStatus
+from .domain import Household, HouseholdStatus
 
 log = structlog.get_logger(__name__)
 
@@ -112,18 +112,25 @@ async def _seal_households(
         )
         await conn.execute("DELETE FROM documents WHERE household_id = ANY($1::uuid[])", ids)
         # Blocking keys as blind indexes (households written before 0002 had none at all).
-        await conn.execute("DELETE FROM blocking_keys WHERE household_id = ANY($1::uuid[])", ids)
-        await conn.copy_records_to_table(
-            "blocking_keys",
-            columns=("block_key", "household_id"),
-            records=[
-                (block, h.household_id)
-                for h in households
-                if h.status is HouseholdStatus.ACTIVE and h.members
-                for block in sorted(repository.block_index(vault, h.blocking_keys()))
-            ],
-        )
+        await _replace_blocking_keys(conn, vault, ids, households)
     return len(ids)
+
+
+async def _replace_blocking_keys(
+    conn: asyncpg.Connection, vault: Vault, ids: list[UUID], households: list[Household]
+) -> None:
+    """The stored blocking keys of these households, as dedup computes them today."""
+    await conn.execute("DELETE FROM blocking_keys WHERE household_id = ANY($1::uuid[])", ids)
+    await conn.copy_records_to_table(
+        "blocking_keys",
+        columns=("block_key", "household_id"),
+        records=[
+            (block, h.household_id)
+            for h in households
+            if h.status is HouseholdStatus.ACTIVE and h.members
+            for block in sorted(repository.block_index(vault, h.blocking_keys()))
+        ],
+    )
 
 
 async def _seal_submissions(conn: asyncpg.Connection, vault: Vault, *, batch: int) -> int:
@@ -202,19 +209,7 @@ async def rebuild_blocking_keys(
             if not ids:
                 return done
             households = await repository.load_households(conn, ids, vault=vault)
-            await conn.execute(
-                "DELETE FROM blocking_keys WHERE household_id = ANY($1::uuid[])", ids
-            )
-            await conn.copy_records_to_table(
-                "blocking_keys",
-                columns=("block_key", "household_id"),
-                records=[
-                    (block, h.household_id)
-                    for h in households
-                    if h.status is HouseholdStatus.ACTIVE and h.members
-                    for block in sorted(repository.block_index(vault, h.blocking_keys()))
-                ],
-            )
+            await _replace_blocking_keys(conn, vault, ids, households)
         after, done = ids[-1], done + len(ids)
         log.info("blocking_keys_rebuilt", households=done)
         if progress is not None:
