@@ -46,6 +46,7 @@ RULES: list[tuple[str, str | None, str | None]] = [
     ("outbox write", "flush", "aidmesh_runtime/consumer.py"),
     ("outbox write", "add_prepared", None),
     ("batch transaction (pool, begin, commit)", "_handle_batch", None),
+    ("batch transaction (pool, begin, commit)", "_handle_batch_in_transaction", None),
     ("batch transaction (pool, begin, commit)", None, "asyncpg/transaction.py"),
     ("batch transaction (pool, begin, commit)", None, "asyncpg/pool.py"),
     ("relay read", "_unsent", None),

@@ -4,7 +4,9 @@ benchmark's producer cannot issue 1,000 events/s through the outbox on this mach
 Each piece runs BENCH_COMMIT_PATH_N times (3,000) after a warm-up, one after another on one
 connection or a pool of two, under uvloop as the services run; the figure is this process's
 CPU time per call (PostgreSQL's own CPU is not in it) and the wall time per call. The
-latency benchmark's producer does "pool + transaction + outbox.add" for every event.
+latency benchmark's producer does "pool + transaction + outbox.add" for every event, on
+the service pool (aidmesh_runtime.db.create_pool: no reset query on release unless the
+connection took session state); asyncpg's default pool is measured beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from aidmesh_runtime.db import create_pool
 from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.testing import ADMIN_DSN, database_dsn, drop_database, fresh_database
 from latency import delivery as delivery_at
@@ -73,16 +76,25 @@ async def run(env: Any) -> dict[str, Any]:
             await measure("the outbox INSERT", insert)
             await measure("transaction + outbox.add, connection held", held_use_case)
 
-        async def acquire_release() -> None:
-            async with pool.acquire():
-                pass
+        service_pool = await create_pool(database_dsn(DATABASE), size=2)
+        try:
+            for name, each in (
+                ("asyncpg's default pool", pool),
+                ("the service pool", service_pool),
+            ):
 
-        async def use_case() -> None:
-            async with pool.acquire() as conn, conn.transaction():
-                await outbox.add(conn, delivery_at(datetime.now(UTC)))
+                async def acquire_release(each: asyncpg.Pool = each) -> None:
+                    async with each.acquire():
+                        pass
 
-        await measure("pool acquire + release (its reset query)", acquire_release)
-        await measure("pool + transaction + outbox.add (the latency producer)", use_case)
+                async def use_case(each: asyncpg.Pool = each) -> None:
+                    async with each.acquire() as conn, conn.transaction():
+                        await outbox.add(conn, delivery_at(datetime.now(UTC)))
+
+                await measure(f"pool acquire + release, {name}", acquire_release)
+                await measure(f"pool + transaction + outbox.add, {name}", use_case)
+        finally:
+            await service_pool.close()
     finally:
         await pool.close()
         await drop_database(DATABASE)

@@ -32,6 +32,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 from aidmesh_contracts import AssistanceDelivered, Location
+from aidmesh_runtime.db import create_pool
 from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.service import create_service_app
 from aidmesh_runtime.settings import ServiceSettings
@@ -201,9 +202,8 @@ async def run(env: Any) -> dict[str, Any]:
                 listener = Listener()
                 listen = await asyncpg.connect(ProducerSettings(db_name=consumer_db).database_dsn)
                 await listen.add_listener(CHANNEL, listener)
-                pool = await asyncpg.create_pool(
-                    producer_settings.database_dsn, min_size=pool_size, max_size=pool_size
-                )
+                # The service pool, as its API's use cases get connections.
+                pool = await create_pool(producer_settings.database_dsn, size=pool_size)
                 outbox = Outbox(source="/aidmesh/bench", clock=lambda: datetime.now(UTC))
                 try:
                     for rate in rates:

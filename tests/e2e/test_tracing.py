@@ -181,4 +181,10 @@ async def test_one_registration_is_one_trace_with_spans_from_registration_shelte
     assert any(
         s["service"] == "aidmesh-shelter" and s["operationName"] == "INSERT" for s in trace.spans
     )
+    # ... and the request's own (registration writing the household): a traced request's
+    # statements are traced (telemetry.statements_traced).
+    assert any(
+        s["service"] == "aidmesh-registration" and s["operationName"] == "INSERT"
+        for s in trace.spans
+    )
     assert "Петро" not in str(trace.spans)  # no personal data in spans

@@ -50,7 +50,15 @@ from .errors import Rejected, RuleRefused, is_transient
 from .logging import about_event
 from .metrics import ServiceMetrics
 from .outbox import Outbox, _backoff
-from .telemetry import consuming, describe_event, handling, note_outcome, tracer_of, unsampled
+from .telemetry import (
+    consuming,
+    describe_event,
+    handling,
+    note_outcome,
+    statements_traced,
+    tracer_of,
+    unsampled,
+)
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -274,6 +282,14 @@ class EventConsumer:
                 item.outcome = None
         outbox = _BatchOutbox(self._outbox)
         log_handled = _logs_info()  # a line per handled record only at INFO or below
+        # The batch's own statements (BEGIN, the inbox claim, the outbox COPY, COMMIT) get no
+        # span; a traced record's handler statements get theirs (inside its CONSUMER span).
+        with statements_traced(False):
+            await self._handle_batch_in_transaction(items, outbox, log_handled=log_handled)
+
+    async def _handle_batch_in_transaction(
+        self, items: list[_Item], outbox: _BatchOutbox, *, log_handled: bool
+    ) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await self._claim(conn, items)
             for item in items:
@@ -287,7 +303,10 @@ class EventConsumer:
                         conn, item, outbox, log_handled=log_handled
                     )
                 else:
-                    with consuming(self._tracer, item.record, group=self._group_id) as span:
+                    with (
+                        consuming(self._tracer, item.record, group=self._group_id) as span,
+                        statements_traced(span.is_recording()),
+                    ):
                         item.outcome = await self._process_one(
                             conn, item, outbox, log_handled=log_handled
                         )

@@ -65,6 +65,7 @@ async def migrate(conn: Connection, migrations: list[Migration]) -> list[str]:
     applied_now = []
     # The lock comes first: replicas starting together on a new database would otherwise
     # race on CREATE TABLE IF NOT EXISTS (not atomic in PostgreSQL).
+    holds_session_state(conn)
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
         await conn.execute(
@@ -111,7 +112,43 @@ def all_migrations(
     return migrations + load_migrations(service, service_dir)
 
 
+class ServiceConnection(asyncpg.Connection):
+    """A pooled connection that is reset on release only if it took session state.
+
+    asyncpg's pool sends a reset query (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET
+    ALL) every time a connection goes back: one more round trip per use case, ~100-140 µs
+    of CPU on this machine (bench/commit_path.py), although our use cases keep their state
+    in transactions (SET LOCAL, transaction-level advisory locks) and the pool rolls back
+    any transaction left open anyway. The few places that take session state (a
+    session-level advisory lock, LISTEN, a session SET) say so with `holds_session_state`;
+    the connection is then reset as before. runtime/tests/unit/test_session_state.py
+    finds session-level SQL that does not say so.
+    """
+
+    __slots__ = ("_aidmesh_session_state",)
+
+    def hold_session_state(self) -> None:
+        self._aidmesh_session_state = True
+
+    def get_reset_query(self) -> str:
+        if not getattr(self, "_aidmesh_session_state", False):
+            return ""
+        self._aidmesh_session_state = False
+        return str(super().get_reset_query())
+
+
+def holds_session_state(conn: Connection) -> None:
+    """Mark `conn` as holding session state (a session-level advisory lock, LISTEN, a
+    session SET): released to its pool, it is reset in full. Call before taking it; a
+    connection not from a service pool needs nothing (it is closed, not reused)."""
+    mark = getattr(conn, "hold_session_state", None)
+    if mark is not None:
+        mark()
+
+
 async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, command_timeout=30)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, command_timeout=30, connection_class=ServiceConnection
+    )
     assert pool is not None
     return pool

@@ -25,9 +25,10 @@ from aidmesh_contracts.base import Event
 from aidmesh_contracts.envelope import Envelope, encode, new_envelope
 from opentelemetry.trace import Tracer
 
+from .db import holds_session_state
 from .metrics import ServiceMetrics
 from .producer import Producer
-from .telemetry import SendSpans, current_traceparent, tracer_of
+from .telemetry import SendSpans, current_traceparent, statements_traced, tracer_of
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -159,6 +160,11 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until stop(); survives database and broker outages by backing off."""
+        # Its statements are no flow's: no span (each record's PRODUCER span is its own).
+        with statements_traced(False):
+            await self._run()
+
+    async def _run(self) -> None:
         failures = 0
         while not self._stopping:
             try:
@@ -177,6 +183,7 @@ class OutboxRelay:
 
     async def _run_as_leader(self) -> None:
         async with self._pool.acquire() as listener:
+            holds_session_state(listener)
             await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
             # The lock and the LISTEN live in this session. If the database ends it (restart,
             # killed connection), other pooled connections still work, so publishing would

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+#: The cyclic garbage collector's thresholds while a service runs (see the lifespan).
+GC_THRESHOLDS = (50_000, 20, 100)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -208,6 +211,13 @@ def create_service_app(
             # shutdown, so several services in one process (tests) release theirs.
             gc.freeze()
             stack.callback(gc.unfreeze)
+            # A consumer batch keeps ~15-20k objects alive until it commits: with the default
+            # threshold (700) the young generation was collected ~70 times per 1,000 events,
+            # each time going through the whole batch (25-35 µs of CPU per event measured in
+            # the hop, bench/hop.py). Collections now start once 50,000 more objects live.
+            previous = gc.get_threshold()
+            gc.set_threshold(*GC_THRESHOLDS)
+            stack.callback(gc.set_threshold, *previous)
             log.info(
                 "service_started",
                 port=settings.port,

@@ -4,6 +4,7 @@ serves what its roles exclude."""
 
 from __future__ import annotations
 
+import gc
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from aidmesh_contracts import AssistanceDelivered
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
 from aidmesh_runtime.outbox import Outbox
-from aidmesh_runtime.service import Runtime, create_service_app
+from aidmesh_runtime.service import GC_THRESHOLDS, Runtime, create_service_app
 from aidmesh_runtime.settings import ServiceSettings
 from aidmesh_runtime.testing import running_app, session_public_keys
 from fastapi import APIRouter
@@ -89,3 +90,14 @@ async def test_a_relay_only_process_publishes_what_the_api_process_wrote(
             assert record.key == str(event.household_id).encode()
             assert (await relay_client.get("/ping")).status_code == 404  # no api role
             assert (await relay_client.get("/readyz")).json()["checks"]["outbox_relay"] == "ok"
+
+
+async def test_a_running_service_collects_garbage_less_often_and_restores_the_default_after(
+    new_database: Callable[[], Awaitable[str]], kafka_bootstrap: str
+) -> None:
+    before = gc.get_threshold()
+    api = app_with("api", await new_database(), kafka_bootstrap)
+    async with running_app(api):
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what start-up made is out of the collector's way
+    assert gc.get_threshold() == before

@@ -12,12 +12,13 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 import structlog
 from aidmesh_contracts import AssistanceDelivered
+from aidmesh_contracts.envelope import encode, new_envelope
 from aidmesh_runtime.consumer import EventConsumer, HandlerContext
 from aidmesh_runtime.db import RUNTIME_MIGRATIONS, create_pool, load_migrations, migrate
 from aidmesh_runtime.dlq import DeadLetters
@@ -25,6 +26,7 @@ from aidmesh_runtime.logging import configure_logging
 from aidmesh_runtime.outbox import Outbox, OutboxRelay
 from aidmesh_runtime.telemetry import TRACEPARENT, Telemetry
 from aiokafka import ConsumerRecord
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -243,3 +245,50 @@ async def test_a_flow_is_one_trace_from_the_request_through_relay_consumer_and_h
     assert noted["event_type"] == AssistanceDelivered.event_type
     assert noted["household_id"] == str(first.household_id)
     assert noted["service"] == "tracing-tests"
+
+
+async def test_only_a_traced_records_handler_statements_are_traced(
+    traced_pool: asyncpg.Pool,
+    outbox: Outbox,
+    tracer: Tracer,
+    exporter: InMemorySpanExporter,
+    delivery: Callable[..., Any],
+) -> None:
+    """The asyncpg instrumentation makes a span for a statement only in a traced flow: the
+    batch's own statements and an untraced flow's pay nothing for spans nobody records."""
+    statements_traced: dict[UUID, bool] = {}
+
+    async def note(event: AssistanceDelivered, ctx: HandlerContext) -> None:
+        statements_traced[event.delivery_id] = is_instrumentation_enabled()
+        await ctx.conn.execute("SELECT 1")
+
+    producer = RecordingProducer()
+    traced, untraced = delivery(), delivery()
+    for event, flags in ((traced, "01"), (untraced, "00")):
+        await producer.send(
+            "aidmesh.assistance.delivered.v1",
+            value=encode(event),
+            key=event.subject().encode(),
+            headers=new_envelope(
+                event,
+                source=SOURCE,
+                time=datetime.now(UTC),
+                traceparent=f"00-{uuid4().hex}-{uuid4().hex[:16]}-{flags}",
+            ).to_headers(),
+        )
+    consumer = EventConsumer(
+        name="tracing-tests-statements",
+        pool=traced_pool,
+        outbox=outbox,
+        dead_letters=DeadLetters(producer=producer, service="tracing-tests"),
+        handlers={AssistanceDelivered: note},
+        tracer=tracer,
+    )
+
+    results = await consumer.process_batch(producer.records)
+
+    assert [outcome for outcome, _ in results] == ["handled", "handled"]
+    assert statements_traced == {traced.delivery_id: True, untraced.delivery_id: False}
+    [statement] = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert statement.name == "SELECT"
+    assert is_instrumentation_enabled()  # as it was before the batch

@@ -16,10 +16,12 @@ from aidmesh_runtime.telemetry import (
     consuming,
     current_traceparent,
     handling,
+    statements_traced,
     tracer_of,
     unsampled,
 )
 from aiokafka import ConsumerRecord
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -283,3 +285,13 @@ def test_current_traceparent_is_what_the_w3c_propagator_writes(ratio: float) -> 
         TraceContextTextMapPropagator().inject(carrier)
         assert current_traceparent() == carrier[TRACEPARENT]
     assert current_traceparent() is None
+
+
+def test_database_statements_are_traced_inside_a_traced_record_within_an_untraced_batch() -> None:
+    assert is_instrumentation_enabled()
+    with statements_traced(False):  # a batch's or the relay's own statements
+        assert not is_instrumentation_enabled()
+        with statements_traced(True):  # a traced record's handler
+            assert is_instrumentation_enabled()
+        assert not is_instrumentation_enabled()
+    assert is_instrumentation_enabled()

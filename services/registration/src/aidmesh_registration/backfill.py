@@ -22,6 +22,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
+from aidmesh_runtime.db import holds_session_state
 
 from . import repository
 from .crypto import KeyDestroyed, Vault
@@ -38,6 +39,7 @@ async def seal_plaintext_rows(
     conn: asyncpg.Connection, vault: Vault, *, now: datetime | None = None, batch: int = BATCH
 ) -> None:
     at = now or datetime.now(UTC)
+    holds_session_state(conn)
     await conn.execute("SELECT pg_advisory_lock($1, 0)", BACKFILL_LOCK)
     try:
         households = submissions = 0

@@ -63,6 +63,7 @@ from aidmesh_contracts import (
     Sector,
     Vulnerability,
 )
+from aidmesh_runtime.db import holds_session_state
 from aidmesh_runtime.errors import validation_message
 from aidmesh_runtime.outbox import Outbox
 from pydantic import TypeAdapter, ValidationError
@@ -882,6 +883,7 @@ async def import_file(
         resumed_from_row=record["rows_done"],
         finished=record["finished_at"] is not None,
     )
+    holds_session_state(conn)
     if not await conn.fetchval("SELECT pg_try_advisory_lock(21062, hashtext($1))", str(import_id)):
         raise ImportRefused("this file is being imported by another process right now")
     try:
