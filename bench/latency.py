@@ -2,8 +2,10 @@
 to the consumer's database commit, p50 / p95 / p99 at 100, 1,000 and 5,000 events/s.
 
 Producer: transactions on a pool of connections, one event each, written to the outbox
-(`Outbox.add`, as every use case does) and started on a fixed schedule; the clock is read
-right after each COMMIT returns. The service's outbox relay publishes them.
+(`Outbox.add`, as every use case does) and started on a fixed schedule, each in a request
+span as the service's API would make (the service's share of flows traced, 10% by default;
+statements traced only in those); the clock is read right after each COMMIT returns. The
+service's outbox relay publishes them.
 Consumer: a second service in its own process (bench/_latency_consumer.py: inbox consumer,
 batch transactions) whose handler does `NOTIFY bench_committed, '<event id>'` in its
 transaction: PostgreSQL delivers it when that transaction commits, to a connection of the
@@ -36,7 +38,9 @@ from aidmesh_runtime.db import create_pool
 from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.service import create_service_app
 from aidmesh_runtime.settings import ServiceSettings
+from aidmesh_runtime.telemetry import statements_traced
 from aidmesh_runtime.testing import ADMIN_DSN, drop_database, fresh_database, running_app, unique
+from opentelemetry.trace import SpanKind, Tracer
 
 TARGET_P99_MS_AT_1000 = 50.0
 CHANNEL = "bench_committed"
@@ -108,7 +112,12 @@ async def ensure_role() -> None:
 
 
 async def one_rate(
-    rate: int, seconds: float, producer_pool: asyncpg.Pool, outbox: Outbox, listener: Any
+    rate: int,
+    seconds: float,
+    producer_pool: asyncpg.Pool,
+    outbox: Outbox,
+    listener: Any,
+    tracer: Tracer,
 ) -> dict[str, Any]:
     """Issue `rate` events/s for `seconds`; latencies (ms) of those the consumer committed."""
     committed_at: dict[UUID, float] = {}
@@ -119,10 +128,17 @@ async def one_rate(
     limit = asyncio.Semaphore(producer_pool.get_max_size())
 
     async def produce_one() -> None:
-        async with limit, producer_pool.acquire() as conn:
-            async with conn.transaction():
-                envelope = await outbox.add(conn, delivery(datetime.now(UTC)))
-            committed_at[envelope.id] = time.monotonic()
+        # As the service's API runs a use case: in a request span (a share of the flows
+        # traced, as the service samples them), its statements traced only if it is.
+        async with limit:
+            with (
+                tracer.start_as_current_span("POST /bench", kind=SpanKind.SERVER) as span,
+                statements_traced(span.is_recording()),
+            ):
+                async with producer_pool.acquire() as conn:
+                    async with conn.transaction():
+                        envelope = await outbox.add(conn, delivery(datetime.now(UTC)))
+                    committed_at[envelope.id] = time.monotonic()
 
     started = time.monotonic()
     behind = 0
@@ -205,10 +221,13 @@ async def run(env: Any) -> dict[str, Any]:
                 # The service pool, as its API's use cases get connections.
                 pool = await create_pool(producer_settings.database_dsn, size=pool_size)
                 outbox = Outbox(source="/aidmesh/bench", clock=lambda: datetime.now(UTC))
+                tracer = producer_app.state.telemetry.tracer
                 try:
                     for rate in rates:
                         print(f"    {rate} events/s for {seconds:.0f} s", flush=True)
-                        results.append(await one_rate(rate, seconds, pool, outbox, listener))
+                        results.append(
+                            await one_rate(rate, seconds, pool, outbox, listener, tracer)
+                        )
                 finally:
                     await pool.close()
                     await listen.close()
@@ -241,7 +260,9 @@ async def run(env: Any) -> dict[str, Any]:
             "Producer (the benchmark process): one transaction per event (outbox row +"
             f" NOTIFY) on a pool of {pool_size}, and its service's relay (idempotent, acks=all)."
             " Consumer: a service process of its own, batch transactions with the inbox;"
-            " its NOTIFY arrives at commit. Traces off. rate_achieved is what the producer"
+            " its NOTIFY arrives at commit. Each use case runs in a request span, as the"
+            " service's API would (the default share of flows traced); spans are not"
+            " exported. rate_achieved is what the producer"
             " committed per second: below the wanted rate, the producer is the limit.",
         ],
     }
