@@ -29,7 +29,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import structlog
 from aiokafka.errors import KafkaError as AIOKafkaError
@@ -37,6 +37,8 @@ from aiokafka.errors import MessageSizeTooLargeError
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from .producer import Headers, Record
+
+_Headers: TypeAlias = list[tuple[str, str | bytes | None]]
 
 log = structlog.get_logger(__name__)
 
@@ -107,9 +109,19 @@ class LibrdkafkaProducer:
             pending.settle_now()
             return [pending.future]
         queued = 0
+        on_delivery = pending.delivered
         try:
-            for topic, key, value, headers in records:
-                await self._produce(producer, topic, key, value, headers, pending.delivered)
+            for topic, key, value, given in records:
+                # A list, as produce() takes them (the relay's already are).
+                headers = cast(_Headers, given if isinstance(given, list) else list(given))
+                try:  # queued at once, unless librdkafka's queue is full
+                    producer.produce(
+                        topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                    )
+                except BufferError:
+                    await self._produce_when_room(producer, topic, key, value, headers, on_delivery)
+                except KafkaException as exc:
+                    raise _produce_error(exc) from exc
                 queued += 1
         except BaseException as exc:
             pending.abandon(len(records) - queued, exc)
@@ -137,28 +149,26 @@ class LibrdkafkaProducer:
     ) -> object:
         return await (await self.send(topic, value, key, headers=headers))
 
-    async def _produce(
+    async def _produce_when_room(
         self,
         producer: Producer,
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: Headers,
+        headers: _Headers,
         on_delivery: Any,
     ) -> None:
         while True:
+            await asyncio.sleep(0.01)  # its queue is full: wait for deliveries to make room
             try:
                 producer.produce(
-                    topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
                 )
                 return
-            except BufferError:  # its queue is full: wait for deliveries to make room
-                await asyncio.sleep(0.01)
+            except BufferError:
+                continue
             except KafkaException as exc:
-                error = exc.args[0]
-                if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                    raise MessageSizeTooLargeError(error.str()) from exc
-                raise DeliveryFailed(error) from exc
+                raise _produce_error(exc) from exc
 
     def _usable(self) -> Producer:
         """The current producer, or a new one if the current one hit a fatal error."""
@@ -172,6 +182,15 @@ class LibrdkafkaProducer:
     def _note(self, producer: Producer, error: KafkaError) -> None:
         if error.fatal():
             self._broken = producer
+
+
+def _produce_error(exc: KafkaException) -> Exception:
+    """What a record refused at produce() raises: too large (dead-letter it), or failed."""
+    error: KafkaError = exc.args[0]
+    if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+        too_large: Exception = MessageSizeTooLargeError(error.str())
+        return too_large
+    return DeliveryFailed(error)
 
 
 class _Pending:

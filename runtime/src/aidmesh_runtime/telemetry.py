@@ -130,10 +130,13 @@ class SendSpans:
         """Start the span of one stored record; return its Kafka headers, whose
         `traceparent` is now the span's own (the stored one is its parent). A flow that is
         not traced gets no span: its stored context goes on as it is."""
-        # The traceparent is written last: looked up from the end, without a dict per record.
-        traceparent = next(
-            (value for name, value in reversed(headers) if name == TRACEPARENT), None
-        )
+        # The outbox writes the traceparent last (Envelope.header_pairs): most rows are
+        # answered by their last pair, without a scan or a dict per record.
+        last = headers[-1] if headers else None
+        if last is not None and last[0] == TRACEPARENT:
+            traceparent: str | None = last[1]
+        else:
+            traceparent = next((value for name, value in headers if name == TRACEPARENT), None)
         if unsampled(traceparent):
             return [(name, value.encode()) for name, value in headers]
         stored = {name: value for name, value in headers}
