@@ -46,10 +46,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from .dlq import DeadLetters
-from .errors import Rejected, RuleRefused, is_transient
+from .errors import Rejected, is_transient
 from .logging import about_event
 from .metrics import ServiceMetrics
 from .outbox import Outbox, _backoff
+from .rules import Refusal
 from .telemetry import (
     consuming,
     describe_event,
@@ -335,7 +336,7 @@ class EventConsumer:
             await self._run_handler(conn, envelope, event, handler, outbox)
         except Rejected as exc:
             reason, failure = exc.reason, exc
-        except RuleRefused as exc:  # a service's rule error raised in its handler: no crash
+        except Refusal as exc:  # a service's refusal raised in its handler: no crash
             reason, failure = f"{type(exc).__name__}: {exc}", exc
         except Exception as exc:
             if is_transient(exc):

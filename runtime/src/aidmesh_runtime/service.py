@@ -44,6 +44,7 @@ from .logging import configure_logging
 from .metrics import HttpMetricsMiddleware, ServiceMetrics
 from .outbox import Outbox, OutboxRelay
 from .params import known_query_only
+from .rules import Refusal
 from .settings import SecretSettingError, ServiceSettings
 from .telemetry import Telemetry
 from .topics import MAX_DLQ_MESSAGE_BYTES
@@ -251,6 +252,11 @@ def create_service_app(
             for e in exc.errors()
         ]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Refusal) -> JSONResponse:
+        # Every service's use cases refuse in the same shapes (rules.py, ADR 0014).
+        return JSONResponse({"detail": exc.detail()}, status_code=exc.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

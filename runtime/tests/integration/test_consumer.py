@@ -16,7 +16,7 @@ from aidmesh_contracts.examples import example
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
 from aidmesh_runtime.consumer import EventConsumer, Handler, HandlerContext
 from aidmesh_runtime.errors import Rejected
-from aidmesh_runtime.rules import RuleRefused
+from aidmesh_runtime.rules import NotFound, RuleRefused
 from aiokafka import ConsumerRecord
 from structlog.testing import capture_logs
 
@@ -250,14 +250,32 @@ async def test_a_transient_failure_mid_batch_retries_the_whole_batch_without_dou
     assert [await effects_of(event.delivery_id) for event, _ in produced] == [1] * 4
 
 
-async def test_a_rule_refused_in_a_handler_is_dead_lettered_with_its_reason_not_as_a_crash(
-    make_consumer: Callable[..., EventConsumer], delivered_record: Callable
-) -> None:
-    class OverCap(ValueError, RuleRefused):  # as a service's own rule error
-        pass
+class OverCap(ValueError, RuleRefused):  # as a service's own rule error
+    pass
 
+
+class CaseNotFound(LookupError, NotFound):  # as a service's own lookup error
+    pass
+
+
+@pytest.mark.parametrize(
+    ("refusal", "reason"),
+    [
+        (
+            OverCap("the repair is over the oblast's cap"),
+            "OverCap: the repair is over the oblast's cap",
+        ),
+        (CaseNotFound("case 7 not found"), "CaseNotFound: case 7 not found"),
+    ],
+)
+async def test_a_refusal_in_a_handler_is_dead_lettered_with_its_reason_not_as_a_crash(
+    make_consumer: Callable[..., EventConsumer],
+    delivered_record: Callable,
+    refusal: Exception,
+    reason: str,
+) -> None:
     async def refuse(event: AssistanceDelivered, ctx: HandlerContext) -> None:
-        raise OverCap("the repair is over the oblast's cap")
+        raise refusal
 
     consumer = make_consumer(handler=refuse, name="runtime-tests-rule-refused")
     reasons: list[object] = []
@@ -274,5 +292,5 @@ async def test_a_rule_refused_in_a_handler_is_dead_lettered_with_its_reason_not_
         outcome = await consumer.process(record)
 
     assert outcome == "dead_lettered"
-    assert reasons == ["OverCap: the repair is over the oblast's cap"]
+    assert reasons == [reason]
     assert "handler_failed" not in [entry["event"] for entry in logs]

@@ -27,13 +27,13 @@ from aidmesh_runtime.auth import (
 )
 from aidmesh_runtime.params import Day, Offset
 from aidmesh_runtime.service import Runtime, runtime_of
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from . import domain, repository, service
 from .clinical import ClinicalRecord
-from .service import Health, NoSlot, VisitNotFound
+from .service import Health, VisitNotFound
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
@@ -214,15 +214,6 @@ class SchedulingRunOut(BaseModel):
     visits_scheduled: int
 
 
-def _rule_refused(exc: domain.HealthRuleError) -> HTTPException:
-    if exc.field is None:
-        return HTTPException(status_code=422, detail=str(exc))
-    return HTTPException(
-        status_code=422,
-        detail=[{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}],
-    )
-
-
 def _team_out(team: domain.Team) -> dict[str, Any]:
     return {
         "team_code": team.team_code,
@@ -247,10 +238,7 @@ def build_router(health: Health) -> APIRouter:
     )
     async def save_team(body: TeamIn, runtime: RuntimeDep, response: Response) -> dict[str, Any]:
         team = body.team()
-        try:
-            created, scheduled = await service.save_team(runtime, health, team)
-        except domain.HealthRuleError as exc:
-            raise _rule_refused(exc) from exc
+        created, scheduled = await service.save_team(runtime, health, team)
         if not created:
             response.status_code = 200
         return _team_out(team) | {"created": created, "visits_scheduled": scheduled}
@@ -310,7 +298,7 @@ def build_router(health: Health) -> APIRouter:
         async with runtime.pool.acquire() as conn:
             visit = await repository.get_visit(conn, visit_id)
         if visit is None:
-            raise HTTPException(status_code=404, detail=f"visit {visit_id} not found")
+            raise VisitNotFound(f"visit {visit_id} not found")
         return visit
 
     @router.post(
@@ -329,22 +317,15 @@ def build_router(health: Health) -> APIRouter:
             field="partner_org",
             for_partners=HEALTH_RECORD_FOR_PARTNERS,
         )
-        try:
-            delivery_ids = await service.complete_visit(
-                runtime,
-                health,
-                visit_id,
-                services_delivered=frozenset(body.services_delivered),
-                persons_seen=body.persons_seen,
-                clinical=ClinicalRecord(notes=body.clinical_notes, diagnoses=tuple(body.diagnoses)),
-                partner_org=partner_org,
-            )
-        except VisitNotFound as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        except domain.VisitNotOpen as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
-        except domain.HealthRuleError as exc:
-            raise _rule_refused(exc) from exc
+        delivery_ids = await service.complete_visit(
+            runtime,
+            health,
+            visit_id,
+            services_delivered=frozenset(body.services_delivered),
+            persons_seen=body.persons_seen,
+            clinical=ClinicalRecord(notes=body.clinical_notes, diagnoses=tuple(body.diagnoses)),
+            partner_org=partner_org,
+        )
         return CompletionOut(visit_id=visit_id, delivery_ids=delivery_ids)
 
     @router.post(
@@ -359,14 +340,7 @@ def build_router(health: Health) -> APIRouter:
         visit_id: UUID, runtime: RuntimeDep, body: MissedIn | None = None
     ) -> MissedOut:
         reason = (body or MissedIn()).reason_code
-        try:
-            outcome = await service.record_missed_visit(
-                runtime, health, visit_id, reason_code=reason
-            )
-        except VisitNotFound as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        except domain.VisitNotOpen as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        outcome = await service.record_missed_visit(runtime, health, visit_id, reason_code=reason)
         again = outcome.new_visit
         return MissedOut(
             visit_id=visit_id,
@@ -387,18 +361,13 @@ def build_router(health: Health) -> APIRouter:
         },
     )
     async def reschedule(visit_id: UUID, body: RescheduleIn, runtime: RuntimeDep) -> ScheduledOut:
-        try:
-            moved = await service.reschedule_visit(
-                runtime,
-                health,
-                visit_id,
-                reason_code=body.reason_code,
-                on_or_after=body.on_or_after,
-            )
-        except VisitNotFound as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        except (domain.VisitNotOpen, NoSlot) as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        moved = await service.reschedule_visit(
+            runtime,
+            health,
+            visit_id,
+            reason_code=body.reason_code,
+            on_or_after=body.on_or_after,
+        )
         return ScheduledOut(
             visit_id=moved.visit_id,
             rescheduled_from=moved.rescheduled_from,
@@ -419,18 +388,9 @@ def build_router(health: Health) -> APIRouter:
         },
     )
     async def refer(visit_id: UUID, body: ReferralIn, runtime: RuntimeDep) -> Any:
-        try:
-            referral_id = await service.refer_from_visit(
-                runtime, visit_id, to=body.to, reason_code=body.reason_code, urgency=body.urgency
-            )
-        except VisitNotFound as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        except domain.ConsentMissing as exc:
-            return JSONResponse(
-                {"detail": {"reason": "consent_missing", "msg": str(exc)}}, status_code=409
-            )
-        except domain.HealthRuleError as exc:
-            raise _rule_refused(exc) from exc
+        referral_id = await service.refer_from_visit(
+            runtime, visit_id, to=body.to, reason_code=body.reason_code, urgency=body.urgency
+        )
         async with runtime.pool.acquire() as conn:
             [referral] = await repository.list_referrals(
                 conn,

@@ -29,7 +29,7 @@ from aidmesh_contracts import (
     VisitMissed,
     VisitScheduled,
 )
-from aidmesh_runtime.rules import RuleRefused
+from aidmesh_runtime.rules import Conflict, RuleRefused
 
 DEFAULT_SERVICE = "primary_consultation"
 
@@ -287,12 +287,14 @@ class HealthRuleError(ValueError, RuleRefused):
         self.field = field
 
 
-class VisitNotOpen(HealthRuleError):
+class VisitNotOpen(HealthRuleError, Conflict):
     """The visit is no longer scheduled (completed, missed, rescheduled or cancelled)."""
 
 
-class ConsentMissing(HealthRuleError):
+class ConsentMissing(HealthRuleError, Conflict):
     """The household has not consented to referral (or withdrew it)."""
+
+    code = "consent_missing"
 
 
 @dataclass(frozen=True)

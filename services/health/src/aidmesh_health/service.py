@@ -31,6 +31,7 @@ from aidmesh_contracts import (
     Urgency,
     VisitScheduled,
 )
+from aidmesh_runtime import rules
 from aidmesh_runtime.consumer import HandlerContext
 from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.projections.households import (
@@ -55,11 +56,11 @@ SCHEDULING_LOCK = 0x48_4C_54_48
 HEALTH = Sector.HEALTH.value
 
 
-class VisitNotFound(LookupError):
+class VisitNotFound(LookupError, rules.NotFound):
     pass
 
 
-class NoSlot(domain.HealthRuleError):
+class NoSlot(domain.HealthRuleError, rules.Conflict):
     """No team has room for the visit within the planning horizon."""
 
 

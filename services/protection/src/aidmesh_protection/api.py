@@ -25,7 +25,7 @@ from aidmesh_runtime.auth import (
 )
 from aidmesh_runtime.params import AfterId, EachOnce, Offset
 from aidmesh_runtime.service import Runtime, runtime_of
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from . import service
@@ -33,14 +33,11 @@ from .domain import (
     USER_ID,
     Actor,
     Case,
-    Forbidden,
-    Invalid,
-    Refused,
     RiskLevel,
     Role,
     Status,
 )
-from .service import CaseNotFound, CaseView, Protection
+from .service import CaseView, Protection
 
 router = APIRouter()
 
@@ -102,21 +99,6 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     409: {"description": "The case's state does not allow it; `reason` says why"},
     422: {"description": "A field is refused; the field and the reason, never its value"},
 }
-
-
-def _refusal(exc: Exception) -> HTTPException:
-    if isinstance(exc, CaseNotFound):
-        return HTTPException(status_code=404, detail=str(exc))
-    if isinstance(exc, Forbidden):
-        return HTTPException(status_code=403, detail={"reason": "forbidden", "message": exc.reason})
-    if isinstance(exc, Refused):
-        return HTTPException(status_code=409, detail={"reason": exc.code, "message": exc.reason})
-    if isinstance(exc, Invalid):
-        return HTTPException(
-            status_code=422,
-            detail=[{"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}],
-        )
-    raise exc
 
 
 # ---- bodies and answers ------------------------------------------------------------------
@@ -296,19 +278,16 @@ def _detail_out(view: CaseView, actor: Actor) -> dict[str, Any]:
 async def take_hotline_call(
     body: HotlineCallIn, actor: ActorDep, app: ProtectionDep, response: Response
 ) -> HotlineCallOut:
-    try:
-        case, created = await service.take_hotline_call(
-            app,
-            actor,
-            call_id=body.call_id,
-            severity=body.severity,
-            concern_codes=body.concern_codes,
-            narrative=body.narrative,
-            safe_contact=body.safe_contact,
-            household_id=body.household_id,
-        )
-    except (Forbidden, Refused, Invalid) as exc:
-        raise _refusal(exc) from None
+    case, created = await service.take_hotline_call(
+        app,
+        actor,
+        call_id=body.call_id,
+        severity=body.severity,
+        concern_codes=body.concern_codes,
+        narrative=body.narrative,
+        safe_contact=body.safe_contact,
+        household_id=body.household_id,
+    )
     if not created:
         response.status_code = 200
     return HotlineCallOut(case_ref=case.case_ref, status=case.status, created=created)
@@ -343,18 +322,12 @@ async def list_cases(
     responses=REFUSALS,
 )
 async def get_case(case_ref: CaseRefPath, actor: ActorDep, app: ProtectionDep) -> dict[str, Any]:
-    try:
-        view = await service.view_case(app, actor, case_ref)
-    except (CaseNotFound, Forbidden) as exc:
-        raise _refusal(exc) from None
+    view = await service.view_case(app, actor, case_ref)
     return _detail_out(view, actor)
 
 
 async def _run(call: Any, actor: Actor) -> dict[str, Any]:
-    try:
-        case = await call
-    except (CaseNotFound, Forbidden, Refused, Invalid) as exc:
-        raise _refusal(exc) from None
+    case = await call
     return _case_out(case, actor)
 
 
@@ -505,12 +478,9 @@ async def review_closure(
 async def refer(
     case_ref: CaseRefPath, body: ReferralIn, actor: ActorDep, app: ProtectionDep
 ) -> ReferralOut:
-    try:
-        referral = await service.refer(
-            app, actor, case_ref, to=body.to, reason_code=body.reason_code, urgency=body.urgency
-        )
-    except (CaseNotFound, Forbidden, Refused, Invalid) as exc:
-        raise _refusal(exc) from None
+    referral = await service.refer(
+        app, actor, case_ref, to=body.to, reason_code=body.reason_code, urgency=body.urgency
+    )
     return ReferralOut(
         referral_id=referral.referral_id, household_id=referral.household_id, to=referral.to
     )
@@ -531,9 +501,6 @@ async def access_log(
     after_id: AfterId = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
-    try:
-        return await service.read_access_log(
-            app, actor, case_ref=case_ref, user_id=user_id, after_id=after_id, limit=limit
-        )
-    except Forbidden as exc:
-        raise _refusal(exc) from None
+    return await service.read_access_log(
+        app, actor, case_ref=case_ref, user_id=user_id, after_id=after_id, limit=limit
+    )

@@ -27,6 +27,7 @@ from aidmesh_contracts import (
     Sector,
     Urgency,
 )
+from aidmesh_runtime import rules
 from aidmesh_runtime.rules import RuleRefused
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -85,20 +86,19 @@ AUDITOR_ACTIONS = frozenset({Action.LIST, Action.VIEW_METADATA, Action.READ_ACCE
 SUPERVISOR_ACTIONS = frozenset({Action.ASSIGN, Action.REVIEW_PLAN, Action.REVIEW_CLOSURE})
 
 
-class Forbidden(Exception):
+class Forbidden(rules.Forbidden):
     """The caller may not do this (403)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, code="forbidden")
         self.reason = reason
 
 
-class Refused(RuleRefused):
+class Refused(rules.Conflict):
     """The case's state does not allow it (409), with a code and a reason for people."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
+        super().__init__(reason, code=code)
         self.reason = reason
 
 
@@ -106,8 +106,7 @@ class Invalid(RuleRefused):
     """The request names something a rule does not accept (422)."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
+        super().__init__(reason, field=field)
         self.reason = reason
 
 

@@ -18,6 +18,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 from aidmesh_contracts import ReferralCompleted, ReferralRequested, Urgency
+from aidmesh_runtime import rules
 from aidmesh_runtime.projections.households import household_facts, lock_household
 from aidmesh_runtime.service import Runtime
 
@@ -37,7 +38,7 @@ def note_field(note_id: UUID) -> str:
     return f"case_notes.body/{note_id}"
 
 
-class CaseNotFound(LookupError):
+class CaseNotFound(LookupError, rules.NotFound):
     pass
 
 

@@ -35,6 +35,7 @@ from aidmesh_contracts import (
 )
 from aidmesh_contracts.common import OrgCode, Severity
 from aidmesh_contracts.events.assessment import NeedDetails
+from aidmesh_runtime import rules
 from aidmesh_runtime.rules import RuleRefused
 from pydantic import (
     AfterValidator,
@@ -56,28 +57,26 @@ from .translit import name_key, to_latin
 #: No one alive was born earlier; a date before it is a typing error (0001-01-01 was taken).
 EARLIEST_BIRTH = date(1900, 1, 1)
 
-# ---- errors the use cases raise (the API turns them into 404 / 409 / 422) ---------------
+# ---- errors the use cases raise (the runtime answers 404 / 409 / 410 / 422, rules.py) ----
 
 
 class Refused(RuleRefused):
-    """A request that is well-formed but breaks a rule that needs the stored state."""
+    """A request that is well-formed but breaks a rule that needs the stored state (422):
+    `loc` names the input at fault as FastAPI's validation errors do."""
 
     def __init__(self, loc: Sequence[str | int], msg: str, *, kind: str = "refused") -> None:
-        super().__init__(msg)
-        self.loc = tuple(loc)
-        self.msg = msg
-        self.kind = kind
+        super().__init__(msg, field=tuple(loc), code=kind)
 
 
-class NotFound(Exception):
+class NotFound(rules.NotFound):
     pass
 
 
-class Conflict(RuleRefused):
+class Conflict(rules.Conflict):
     pass
 
 
-class Gone(Exception):
+class Gone(rules.Gone):
     """The household was erased: its personal data no longer exists (HTTP 410)."""
 
 

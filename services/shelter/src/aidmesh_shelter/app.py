@@ -9,13 +9,10 @@ from uuid import UUID, uuid4
 
 from aidmesh_runtime.projections import households
 from aidmesh_runtime.service import create_service_app, utc_now
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
 
 from . import api
-from .domain import ShelterRuleError, WrongState
 from .handlers import shelter_handlers
-from .service import NotFound
 from .settings import ShelterSettings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -49,17 +46,4 @@ def build_app(
     )
     app.state.rules = rules
 
-    # Refusals carry their reason (ids and codes only, never submitted personal data).
-    async def not_found(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    async def conflict(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    async def refused(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    app.add_exception_handler(NotFound, not_found)
-    app.add_exception_handler(WrongState, conflict)
-    app.add_exception_handler(ShelterRuleError, refused)
     return app

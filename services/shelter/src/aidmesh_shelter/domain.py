@@ -50,7 +50,7 @@ from aidmesh_contracts.events.referral import (
     Urgency,
 )
 from aidmesh_contracts.events.registration import ConsentPurpose
-from aidmesh_runtime.rules import RuleRefused
+from aidmesh_runtime.rules import Conflict, RuleRefused
 
 CENT = Decimal("0.01")
 #: The largest amount a Money field carries.
@@ -72,7 +72,7 @@ class ShelterRuleError(ValueError, RuleRefused):
     """A request that shelter's rules refuse; the message says why (HTTP 422)."""
 
 
-class WrongState(ShelterRuleError):
+class WrongState(ShelterRuleError, Conflict):
     """The case is not in a state that allows this step (HTTP 409)."""
 
 

@@ -38,6 +38,7 @@ from aidmesh_contracts.events.registration import (
     ConsentWithdrawn,
     HouseholdMerged,
 )
+from aidmesh_runtime import rules
 from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.projections.households import HouseholdFacts, household_facts, lock_household
 from aidmesh_runtime.service import Runtime
@@ -48,7 +49,7 @@ from .domain import Case, CaseStatus, ReferralStatus, ShelterRules
 log = structlog.get_logger(__name__)
 
 
-class NotFound(LookupError):
+class NotFound(LookupError, rules.NotFound):
     """What the request names does not exist here (HTTP 404)."""
 
 
