@@ -27,7 +27,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -60,6 +59,7 @@ from .telemetry import (
     tracer_of,
     unsampled,
 )
+from .transaction import Tx
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -70,23 +70,26 @@ log = structlog.get_logger(__name__)
 _POLL_TIMEOUT_MS = 500
 
 
-@dataclass
-class HandlerContext:
-    """What a handler gets besides the event: its transaction and a way to publish."""
+class HandlerContext(Tx):
+    """What a handler gets besides the event: its transaction (the batch's), a way to
+    publish, and the envelope of the event it handles, which causes what it publishes."""
 
-    conn: Connection
-    envelope: Envelope
-    outbox: Outbox
+    def __init__(self, *, conn: Connection, envelope: Envelope, outbox: Outbox) -> None:
+        super().__init__(conn, outbox)
+        self.envelope = envelope
 
-    def now(self) -> datetime:
-        return self.outbox.clock()
-
-    def new_id(self) -> UUID:
-        return self.outbox.new_id()
-
-    async def publish(self, event: Event) -> Envelope:
-        """Publish an event caused by the one being handled (same flow, same transaction)."""
-        return await self.outbox.add(self.conn, event, caused_by=self.envelope)
+    async def publish(
+        self,
+        event: Event,
+        *,
+        caused_by: Envelope | None = None,
+        correlation_id: UUID | None = None,
+    ) -> Envelope:
+        """Publish an event caused by the one being handled (same flow, same transaction),
+        unless another cause is named."""
+        return await super().publish(
+            event, caused_by=caused_by or self.envelope, correlation_id=correlation_id
+        )
 
 
 Handler = Callable[[Any, HandlerContext], Awaitable[None]]

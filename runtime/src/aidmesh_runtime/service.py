@@ -48,6 +48,7 @@ from .rules import Refusal
 from .settings import SecretSettingError, ServiceSettings
 from .telemetry import Telemetry
 from .topics import MAX_DLQ_MESSAGE_BYTES
+from .transaction import Tx, transaction
 
 if TYPE_CHECKING:
     from .db import Connection
@@ -74,6 +75,10 @@ class Runtime:
     relay: OutboxRelay | None  # None in a process without the relay role
     consumer: EventConsumer | None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]:
+        """One transaction for a use case, with its outbox (transaction.py)."""
+        return transaction(self.pool, self.outbox)
 
 
 async def runtime_of(request: Request) -> Runtime:

@@ -1,7 +1,8 @@
 """HTTP API for shelter engineers and coordinators.
 
-Endpoints parse, call one use case in one transaction, and answer. Refusals are mapped in
-app.py: 404 unknown id, 409 a step the case's state does not allow, 422 a rule's refusal
+Endpoints parse, call one use case in one transaction (`runtime.transaction()`), and answer.
+Refusals are answered by the runtime (ADR 0014):
+404 unknown id, 409 a step the case's state does not allow, 422 a rule's refusal
 (over a cap, duplicate assistance, ...) with the reason in `detail`.
 
 Who did the work a call records (`partner_org` of a delivery, `assessed_by`,
@@ -34,7 +35,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from . import distribution, domain, repository, service
 from .domain import CaseStatus, ShelterRules, UseCode
-from .service import NotFound, transaction
+from .service import NotFound
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
@@ -336,7 +337,7 @@ async def assess(
         for line in body.boq
     ]
     damage = DamageLevel(body.damage_level)
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         result = await service.assess(
             tx,
             case_id,
@@ -390,7 +391,7 @@ class PlannedOut(BaseModel):
     responses=errors(404, 409, 422),
 )
 async def plan(case_id: UUID, body: PlanIn, runtime: RuntimeDep, rules: RulesDep) -> PlannedOut:
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         planned = await service.plan(
             tx, case_id, modality=body.modality, budget=body.budget_uah, rules=rules
         )
@@ -440,7 +441,7 @@ class BatchPlanOut(BaseModel):
     responses=errors(422),
 )
 async def plan_batch(body: BatchPlanIn, runtime: RuntimeDep, rules: RulesDep) -> BatchPlanOut:
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         batch = await service.plan_in_priority_order(
             tx, oblast=body.oblast, envelope=body.envelope_uah, rules=rules
         )
@@ -491,7 +492,7 @@ async def complete_repair(
     case_id: UUID, body: RepairCompletionIn, runtime: RuntimeDep, principal: Writer
 ) -> RepairCompletionOut:
     partner_org = by(principal, body.partner_org, field="partner_org")
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         repaired = await service.complete_repair(
             tx,
             case_id,
@@ -540,7 +541,7 @@ class ReferralOutcomeOut(BaseModel):
 async def referral_outcome(
     case_id: UUID, body: ReferralOutcomeIn, runtime: RuntimeDep
 ) -> ReferralOutcomeOut:
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         outcome, closed = await service.record_referral_outcome(
             tx, case_id, completed=body.outcome == "completed", code=body.code
         )
@@ -652,7 +653,7 @@ async def winterization_kits(
     principal: Writer,
 ) -> DeliveryOut:
     partner_org = by(principal, body.partner_org, field="partner_org")
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         delivered, season = await distribution.give_winterization_kits(
             tx,
             household_id,
@@ -690,7 +691,7 @@ async def rental_assistance(
     household_id: UUID, body: RentalIn, runtime: RuntimeDep, rules: RulesDep, principal: Writer
 ) -> DeliveryOut:
     partner_org = by(principal, body.partner_org, field="partner_org")
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         delivered, season = await distribution.give_rental_assistance(
             tx,
             household_id,
@@ -711,7 +712,7 @@ async def rental_assistance(
     responses=errors(404),
 )
 async def household_deliveries(household_id: UUID, runtime: RuntimeDep) -> list[DeliveryOut]:
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         rows = await distribution.household_deliveries(tx, household_id)
     return [_delivery_out(r) for r in rows]
 
@@ -773,7 +774,7 @@ def _facility_out(row: dict[str, Any]) -> FacilityOut:
     responses=errors(422),
 )
 async def open_facility(body: FacilityIn, runtime: RuntimeDep) -> FacilityOut:
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         opened = await distribution.open_facility(
             tx, name=body.name, capacity=body.capacity, location=body.location
         )
@@ -840,7 +841,7 @@ async def complete_refurbishment(
     principal: Writer,
 ) -> DeliveryOut:
     partner_org = by(principal, body.partner_org, field="partner_org")
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         delivered = await distribution.complete_refurbishment(
             tx,
             case_id,
@@ -927,7 +928,7 @@ async def record_monitoring(
     delivery_id: UUID, body: MonitoringIn, runtime: RuntimeDep, principal: Writer
 ) -> MonitoringOut:
     monitored_by = by(principal, body.monitored_by, field="monitored_by")
-    async with transaction(runtime) as tx:
+    async with runtime.transaction() as tx:
         row = await distribution.record_monitoring(
             tx,
             delivery_id,

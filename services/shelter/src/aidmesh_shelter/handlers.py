@@ -27,24 +27,19 @@ from aidmesh_runtime.projections.households import HouseholdFacts
 
 from . import service
 from .domain import ShelterRules
-from .service import Tx
-
-
-def _tx(ctx: HandlerContext) -> Tx:
-    return Tx(ctx.conn, ctx.outbox)
 
 
 def shelter_handlers(rules: ShelterRules) -> dict[type[Event], Handler]:
     async def open_case(
         need: NeedAssessed, cause: Envelope, household: HouseholdFacts, ctx: HandlerContext
     ) -> None:
-        await service.open_case_for_need(_tx(ctx), need, cause, household, rules=rules)
+        await service.open_case_for_need(ctx, need, cause, household, rules=rules)
 
     async def follow_merge(event: HouseholdMerged, ctx: HandlerContext) -> None:
-        await service.follow_merge(_tx(ctx), event, ctx.envelope, rules=rules)
+        await service.follow_merge(ctx, event, ctx.envelope, rules=rules)
 
     async def stop_sharing(event: ConsentWithdrawn, ctx: HandlerContext) -> None:
-        await service.stop_sharing(_tx(ctx), event, ctx.envelope, rules=rules)
+        await service.stop_sharing(ctx, event, ctx.envelope, rules=rules)
 
     projection = households.need_handlers(
         Sector.SHELTER, open_case, on_merged=follow_merge, on_consent_withdrawn=stop_sharing
@@ -55,23 +50,23 @@ def shelter_handlers(rules: ShelterRules) -> dict[type[Event], Handler]:
 
     async def on_household_registered(event: HouseholdRegistered, ctx: HandlerContext) -> None:
         await project_registration(event, ctx)
-        await service.household_registered(_tx(ctx), event.household_id, ctx.envelope, rules=rules)
+        await service.household_registered(ctx, event.household_id, ctx.envelope, rules=rules)
 
     async def on_household_updated(event: HouseholdUpdated, ctx: HandlerContext) -> None:
         await project_update(event, ctx)  # may be the first shelter hears of the household
-        await service.decide_waiting_referrals(_tx(ctx), event.household_id, rules=rules)
+        await service.decide_waiting_referrals(ctx, event.household_id, rules=rules)
 
     async def on_consent_recorded(event: ConsentRecorded, ctx: HandlerContext) -> None:
         await project_consent(event, ctx)
-        await service.consent_given(_tx(ctx), event, ctx.envelope, rules=rules)
+        await service.consent_given(ctx, event, ctx.envelope, rules=rules)
 
     async def on_referral_requested(event: ReferralRequested, ctx: HandlerContext) -> None:
-        await service.receive_referral(_tx(ctx), event, ctx.envelope, rules=rules)
+        await service.receive_referral(ctx, event, ctx.envelope, rules=rules)
 
     async def on_referral_answer(
         event: ReferralAccepted | ReferralDeclined | ReferralCompleted, ctx: HandlerContext
     ) -> None:
-        await service.follow_referral_answer(_tx(ctx), event, ctx.envelope)
+        await service.follow_referral_answer(ctx, event, ctx.envelope)
 
     return projection | {
         HouseholdRegistered: on_household_registered,

@@ -7,14 +7,10 @@ planned → completed → closed), so a case reads as one causation chain in its
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 from decimal import Decimal
 from uuid import UUID
 
-import asyncpg
 import structlog
 from aidmesh_contracts import (
     DamageLevel,
@@ -26,7 +22,6 @@ from aidmesh_contracts import (
     ShelterCaseClosed,
     ShelterNeedDetails,
 )
-from aidmesh_contracts.base import Event
 from aidmesh_contracts.events.referral import (
     ReferralAccepted,
     ReferralCompleted,
@@ -39,9 +34,8 @@ from aidmesh_contracts.events.registration import (
     HouseholdMerged,
 )
 from aidmesh_runtime import rules
-from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.projections.households import HouseholdFacts, household_facts, lock_household
-from aidmesh_runtime.service import Runtime
+from aidmesh_runtime.transaction import Tx
 
 from . import domain, repository
 from .domain import Case, CaseStatus, ReferralStatus, ShelterRules
@@ -51,33 +45,6 @@ log = structlog.get_logger(__name__)
 
 class NotFound(LookupError, rules.NotFound):
     """What the request names does not exist here (HTTP 404)."""
-
-
-@dataclass
-class Tx:
-    """One transaction and the outbox that writes events into it."""
-
-    conn: asyncpg.Connection
-    outbox: Outbox
-
-    def now(self) -> datetime:
-        return self.outbox.clock()
-
-    def new_id(self) -> UUID:
-        return self.outbox.new_id()
-
-    async def publish(
-        self, event: Event, *, caused_by: Envelope | None, correlation_id: UUID | None = None
-    ) -> Envelope:
-        return await self.outbox.add(
-            self.conn, event, caused_by=caused_by, correlation_id=correlation_id
-        )
-
-
-@contextlib.asynccontextmanager
-async def transaction(runtime: Runtime) -> AsyncIterator[Tx]:
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        yield Tx(conn, runtime.outbox)
 
 
 async def known_household(tx: Tx, household_id: UUID) -> HouseholdFacts:

@@ -1,0 +1,67 @@
+"""One transaction context for every use case: HTTP endpoints and event handlers alike.
+
+A use case gets a `Tx`: the connection of its one transaction and the outbox that writes
+its events into that same transaction (so the change and its events commit together or not
+at all, ADR 0001), the service's clock and id factory. In an event handler the context is a
+`HandlerContext` (consumer.py), a `Tx` whose events are caused by the event being handled;
+in an HTTP use case it comes from `Runtime.transaction()`:
+
+    async with runtime.transaction() as tx:
+        case = await repository.case_for_update(tx.conn, case_id)
+        await tx.publish(domain.closed_event(case), caused_by=case.last_envelope)
+
+ADR 0014 (this context and the error model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import asyncpg
+from aidmesh_contracts.base import Event
+from aidmesh_contracts.envelope import Envelope
+
+from .outbox import Outbox
+
+if TYPE_CHECKING:
+    from .db import Connection
+
+
+@dataclass
+class Tx:
+    """One transaction of a use case and the outbox that writes its events into it."""
+
+    conn: Connection
+    outbox: Outbox
+
+    def now(self) -> datetime:
+        return self.outbox.clock()
+
+    def new_id(self) -> UUID:
+        return self.outbox.new_id()
+
+    async def publish(
+        self,
+        event: Event,
+        *,
+        caused_by: Envelope | None = None,
+        correlation_id: UUID | None = None,
+    ) -> Envelope:
+        """Write `event` to the outbox in this transaction; it continues the flow of
+        `caused_by` (or joins `correlation_id`, or starts one)."""
+        return await self.outbox.add(
+            self.conn, event, caused_by=caused_by, correlation_id=correlation_id
+        )
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: asyncpg.Pool, outbox: Outbox) -> AsyncIterator[Tx]:
+    """A pooled connection in one transaction, committed when the block ends (rolled back
+    if it raises)."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield Tx(conn, outbox)
