@@ -40,12 +40,12 @@ def handlers(health: Health) -> dict[type[Event], Handler]:
     # A referral to health may come before its household: answer it once the household lands.
     async def on_registered(event: HouseholdRegistered, ctx: HandlerContext) -> None:
         await project_registered(event, ctx)
-        await service.decide_waiting_referrals(ctx.conn, ctx.outbox, health, event.household_id)
+        await service.decide_waiting_referrals(ctx, health, event.household_id)
 
     async def on_updated(event: HouseholdUpdated, ctx: HandlerContext) -> None:
         await project_updated(event, ctx)
         await service.follow_household_move(event, ctx, health)
-        await service.decide_waiting_referrals(ctx.conn, ctx.outbox, health, event.household_id)
+        await service.decide_waiting_referrals(ctx, health, event.household_id)
 
     async def on_referral_requested(event: ReferralRequested, ctx: HandlerContext) -> None:
         await service.receive_referral(event, ctx, health)

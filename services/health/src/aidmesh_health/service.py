@@ -1,7 +1,7 @@
 """Health use cases: load, decide (domain), save + outbox, in one transaction.
 
-Handlers run them in the consumer's transaction (`ctx.conn`, `ctx.outbox`), endpoints in
-their own. Planning takes one advisory lock per database, so two replicas (or a handler and
+Handlers run them in the consumer's transaction (their `ctx` is a `Tx`), endpoints in their own
+(`runtime.transaction()`). Planning takes one advisory lock per database, so two replicas (or a handler and
 an endpoint) never give away the same slot on a team's day.
 """
 
@@ -33,7 +33,6 @@ from aidmesh_contracts import (
 )
 from aidmesh_runtime import rules
 from aidmesh_runtime.consumer import HandlerContext
-from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.projections.households import (
     HouseholdFacts,
     NeedAction,
@@ -42,6 +41,7 @@ from aidmesh_runtime.projections.households import (
 )
 from aidmesh_runtime.service import Runtime
 from aidmesh_runtime.settings import required_secret
+from aidmesh_runtime.transaction import Tx
 
 from . import domain, repository
 from .clinical import MISSING_KEY, ClinicalCipher, ClinicalRecord
@@ -110,34 +110,30 @@ def team_from_seed(seed: TeamSeed) -> Team:
 # ---- scheduling ------------------------------------------------------------------------
 
 
-async def schedule_backlog(
-    conn: asyncpg.Connection, outbox: Outbox, health: Health
-) -> list[VisitScheduled]:
+async def schedule_backlog(tx: Tx, health: Health) -> list[VisitScheduled]:
     """Plan every waiting request, most urgent first; VisitScheduled for those that fit.
 
     Requests where no active team works are not planned at all (they only get their
     reason): a large backlog in uncovered oblasts costs nothing per new request."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEDULING_LOCK)
+    await tx.conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEDULING_LOCK)
     covered = sorted(
-        {o for team in await repository.teams(conn) if team.active for o in team.oblasts}
+        {o for team in await repository.teams(tx.conn) if team.active for o in team.oblasts}
     )
-    await repository.note_uncovered(conn, covered=covered)
-    waiting = await repository.backlog(conn, oblasts=covered)
+    await repository.note_uncovered(tx.conn, covered=covered)
+    waiting = await repository.backlog(tx.conn, oblasts=covered)
     if not waiting:
         return []
-    return await _plan_and_book(conn, outbox, health, waiting)
+    return await _plan_and_book(tx, health, waiting)
 
 
-async def _plan_and_book(
-    conn: asyncpg.Connection, outbox: Outbox, health: Health, rows: list[RequestRow]
-) -> list[VisitScheduled]:
-    now = outbox.clock()
+async def _plan_and_book(tx: Tx, health: Health, rows: list[RequestRow]) -> list[VisitScheduled]:
+    now = tx.now()
     first_day = health.first_day(now)
     plan = domain.plan_visits(
         [row.request for row in rows],
-        teams=await repository.teams(conn),
+        teams=await repository.teams(tx.conn),
         booked=await repository.booked(
-            conn, first_day, first_day + timedelta(days=health.horizon_days - 1)
+            tx.conn, first_day, first_day + timedelta(days=health.horizon_days - 1)
         ),
         first_day=first_day,
         horizon_days=health.horizon_days,
@@ -148,15 +144,15 @@ async def _plan_and_book(
         row = by_id[assignment.request_id]
         visit = domain.visit_scheduled(
             assignment,
-            visit_id=outbox.new_id(),
+            visit_id=tx.new_id(),
             household_id=row.household_id,
             priority=row.request.priority,
             location=row.location,
             rescheduled_from=row.visit_id,
             now=now,
         )
-        envelope = await outbox.add(conn, visit, caused_by=row.cause)
-        await repository.insert_visit(conn, visit, envelope, request=row)
+        envelope = await tx.publish(visit, caused_by=row.cause)
+        await repository.insert_visit(tx.conn, visit, envelope, request=row)
         scheduled.append(visit)
         log.info(
             "visit_scheduled",
@@ -167,7 +163,7 @@ async def _plan_and_book(
             priority=visit.priority,
             rescheduled_from=str(visit.rescheduled_from) if visit.rescheduled_from else None,
         )
-    await repository.note_backlog_reasons(conn, plan.backlog)
+    await repository.note_backlog_reasons(tx.conn, plan.backlog)
     if plan.backlog:
         log.info("visit_requests_waiting", waiting=len(plan.backlog))
     return scheduled
@@ -175,8 +171,8 @@ async def _plan_and_book(
 
 async def run_scheduling(runtime: Runtime, health: Health) -> list[VisitScheduled]:
     """Plan the backlog now (POST /scheduling/run, the periodic run, a team added)."""
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        return await schedule_backlog(conn, runtime.outbox, health)
+    async with runtime.transaction() as tx:
+        return await schedule_backlog(tx, health)
 
 
 class UnknownOblast(domain.HealthRuleError):
@@ -193,9 +189,9 @@ def check_oblasts(health: Health, team: Team) -> None:
 async def save_team(runtime: Runtime, health: Health, team: Team) -> tuple[bool, int]:
     """Add or replace a team, then plan the backlog with it: (created, visits scheduled)."""
     check_oblasts(health, team)
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        created = await repository.save_team(conn, team, now=runtime.clock())
-        scheduled = await schedule_backlog(conn, runtime.outbox, health)
+    async with runtime.transaction() as tx:
+        created = await repository.save_team(tx.conn, team, now=runtime.clock())
+        scheduled = await schedule_backlog(tx, health)
     log.info(
         "team_saved",
         team_code=team.team_code,
@@ -210,16 +206,16 @@ async def seed_teams(runtime: Runtime, health: Health, seeds: tuple[TeamSeed, ..
     """Teams from the settings, added when missing (the API's later changes stay)."""
     for seed in seeds:
         check_oblasts(health, team_from_seed(seed))
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with runtime.transaction() as tx:
         added = [
             seed.team_code
             for seed in seeds
             if await repository.save_team(
-                conn, team_from_seed(seed), now=runtime.clock(), replace=False
+                tx.conn, team_from_seed(seed), now=runtime.clock(), replace=False
             )
         ]
         if added:
-            await schedule_backlog(conn, runtime.outbox, health)
+            await schedule_backlog(tx, health)
     if added:
         log.info("teams_seeded", teams=added)
 
@@ -246,7 +242,7 @@ def need_to_visit_request(health: Health) -> NeedAction:
             cause=cause,
             need_assessment_id=need.assessment_id,
         )
-        await schedule_backlog(ctx.conn, ctx.outbox, health)
+        await schedule_backlog(ctx, health)
 
     return request_visit
 
@@ -266,7 +262,7 @@ async def follow_household_move(
         event.location.adm3_pcode,
     )
     if moved != "UPDATE 0":
-        await schedule_backlog(ctx.conn, ctx.outbox, health)
+        await schedule_backlog(ctx, health)
 
 
 async def on_household_merged(event: HouseholdMerged, ctx: HandlerContext, health: Health) -> None:
@@ -291,7 +287,7 @@ async def on_household_merged(event: HouseholdMerged, ctx: HandlerContext, healt
         log.info(
             "visit_cancelled", visit_id=str(duplicate.visit_id), reason=domain.DUPLICATE_AFTER_MERGE
         )
-    await decide_waiting_referrals(ctx.conn, ctx.outbox, health, survivor)
+    await decide_waiting_referrals(ctx, health, survivor)
 
 
 async def on_consent_withdrawn(event: ConsentWithdrawn, ctx: HandlerContext) -> None:
@@ -346,25 +342,23 @@ async def receive_referral(event: ReferralRequested, ctx: HandlerContext, health
         envelope=ctx.envelope,
     )
     if inserted and household is not None:
-        await decide_waiting_referrals(ctx.conn, ctx.outbox, health, household.household_id)
+        await decide_waiting_referrals(ctx, health, household.household_id)
 
 
-async def decide_waiting_referrals(
-    conn: asyncpg.Connection, outbox: Outbox, health: Health, household_id: UUID
-) -> None:
+async def decide_waiting_referrals(tx: Tx, health: Health, household_id: UUID) -> None:
     """Answer the referrals to health that waited for this household's facts."""
-    household = await household_facts(conn, household_id)
+    household = await household_facts(tx.conn, household_id)
     if household is None:
         return
     waiting = await repository.referrals_of(
-        conn, household.household_id, direction="incoming", statuses=("received",)
+        tx.conn, household.household_id, direction="incoming", statuses=("received",)
     )
     if not waiting:
         return
-    teams = await repository.teams(conn)
+    teams = await repository.teams(tx.conn)
     accepted = False
     for referral in waiting:
-        now = outbox.clock()
+        now = tx.now()
         services = domain.services_for_referral(referral.reason_code)
         decline = domain.incoming_referral_decline(
             consents=household.consents,
@@ -373,8 +367,7 @@ async def decide_waiting_referrals(
             services=services,
         )
         if decline is not None:
-            await outbox.add(
-                conn,
+            await tx.publish(
                 ReferralDeclined(
                     referral_id=referral.referral_id,
                     household_id=household.household_id,
@@ -385,13 +378,13 @@ async def decide_waiting_referrals(
                 caused_by=referral.envelope,
             )
             await repository.set_referral_status(
-                conn, referral.referral_id, "declined", reason=decline, at=now
+                tx.conn, referral.referral_id, "declined", reason=decline, at=now
             )
             log.info("referral_declined", referral_id=str(referral.referral_id), reason=decline)
             continue
-        request_id = outbox.new_id()
+        request_id = tx.new_id()
         await repository.insert_request(
-            conn,
+            tx.conn,
             request_id=request_id,
             household_id=household.household_id,
             location=household.location,
@@ -405,8 +398,7 @@ async def decide_waiting_referrals(
             cause=referral.envelope,
             referral_id=referral.referral_id,
         )
-        await outbox.add(
-            conn,
+        await tx.publish(
             ReferralAccepted(
                 referral_id=referral.referral_id,
                 household_id=household.household_id,
@@ -416,12 +408,12 @@ async def decide_waiting_referrals(
             caused_by=referral.envelope,
         )
         await repository.set_referral_status(
-            conn, referral.referral_id, "accepted", at=now, request_id=request_id
+            tx.conn, referral.referral_id, "accepted", at=now, request_id=request_id
         )
         log.info("referral_accepted", referral_id=str(referral.referral_id))
         accepted = True
     if accepted:
-        await schedule_backlog(conn, outbox, health)
+        await schedule_backlog(tx, health)
 
 
 # ---- answers to health's referrals -----------------------------------------------------
@@ -478,10 +470,10 @@ async def complete_visit(
 ) -> list[UUID]:
     """VisitCompleted and one AssistanceDelivered per service; the clinical record sealed
     in this database only. Returns the delivery ids."""
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        found = await _visit(conn, visit_id)
+    async with runtime.transaction() as tx:
+        found = await _visit(tx.conn, visit_id)
         visit = found.visit
-        team = await repository.team(conn, visit.team_code)
+        team = await repository.team(tx.conn, visit.team_code)
         now = runtime.clock()
         completed, deliveries = domain.complete_visit(
             visit,
@@ -492,11 +484,11 @@ async def complete_visit(
             new_id=runtime.new_id,
             now=now,
         )
-        envelope = await runtime.outbox.add(conn, completed, caused_by=found.last_envelope)
+        envelope = await tx.publish(completed, caused_by=found.last_envelope)
         for delivered in deliveries:
-            await runtime.outbox.add(conn, delivered, caused_by=envelope)
+            await tx.publish(delivered, caused_by=envelope)
         await repository.mark_completed(
-            conn,
+            tx.conn,
             visit_id,
             services_delivered=services_delivered,
             persons_seen=persons_seen,
@@ -506,12 +498,10 @@ async def complete_visit(
         )
         if clinical.notes or clinical.diagnoses:
             sealed = health.cipher.seal(visit_id, clinical)
-            await repository.save_clinical_record(conn, visit_id, sealed, at=now)
+            await repository.save_clinical_record(tx.conn, visit_id, sealed, at=now)
         if visit.request_id is not None:
-            await repository.set_request_status(conn, visit.request_id, "completed")
-            await _close_referral_to_health(
-                conn, runtime.outbox, visit, outcome="service_provided", cause=envelope
-            )
+            await repository.set_request_status(tx.conn, visit.request_id, "completed")
+            await _close_referral_to_health(tx, visit, outcome="service_provided", cause=envelope)
     log.info(
         "visit_completed",
         visit_id=str(visit_id),
@@ -524,8 +514,7 @@ async def complete_visit(
 
 
 async def _close_referral_to_health(
-    conn: asyncpg.Connection,
-    outbox: Outbox,
+    tx: Tx,
     visit: domain.Visit,
     *,
     outcome: str,
@@ -534,14 +523,13 @@ async def _close_referral_to_health(
     """Tell the referring sector its referral to health is done, while the household's
     referral consent lasts (without it, health stops sharing about the referral)."""
     assert visit.request_id is not None
-    referral = await repository.referral_for_request(conn, visit.request_id)
+    referral = await repository.referral_for_request(tx.conn, visit.request_id)
     if referral is None or referral.status != "accepted":
         return
-    now = outbox.clock()
-    household = await household_facts(conn, visit.household_id)
+    now = tx.now()
+    household = await household_facts(tx.conn, visit.household_id)
     if household is not None and ConsentPurpose.REFERRAL.value in household.consents:
-        await outbox.add(
-            conn,
+        await tx.publish(
             ReferralCompleted(
                 referral_id=referral.referral_id,
                 household_id=visit.household_id,
@@ -552,7 +540,7 @@ async def _close_referral_to_health(
             caused_by=cause,
         )
     await repository.set_referral_status(
-        conn, referral.referral_id, "completed", reason=outcome, at=now
+        tx.conn, referral.referral_id, "completed", reason=outcome, at=now
     )
 
 
@@ -568,44 +556,42 @@ async def record_missed_visit(
 ) -> MissedOutcome:
     """VisitMissed; the household gets another visit (VisitScheduled, rescheduled_from),
     or waits in the backlog, until `max_missed_visits` are missed: then the request closes."""
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEDULING_LOCK)
-        found = await _visit(conn, visit_id)
+    async with runtime.transaction() as tx:
+        await tx.conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEDULING_LOCK)
+        found = await _visit(tx.conn, visit_id)
         visit = found.visit
         now = runtime.clock()
         missed = domain.miss_visit(visit, reason_code=reason_code, now=now)
-        envelope = await runtime.outbox.add(conn, missed, caused_by=found.last_envelope)
-        await repository.mark_visit(conn, visit_id, "missed", reason=reason_code, at=now)
+        envelope = await tx.publish(missed, caused_by=found.last_envelope)
+        await repository.mark_visit(tx.conn, visit_id, "missed", reason=reason_code, at=now)
         log.info("visit_missed", visit_id=str(visit_id), reason=reason_code)
         if visit.request_id is None:
             return MissedOutcome(visit_id, "closed", None)
-        request = await repository.request_for_update(conn, visit.request_id)
+        request = await repository.request_for_update(tx.conn, visit.request_id)
         assert request is not None
         missed_visits = request.missed_visits + 1
         if not domain.reschedule_after_miss(
             missed_so_far=missed_visits, max_missed=health.max_missed_visits
         ):
             await repository.set_request_status(
-                conn,
+                tx.conn,
                 request.request.request_id,
                 "closed",
                 reason=domain.NOT_REACHED,
                 missed_visits=missed_visits,
             )
-            await _close_referral_to_health(
-                conn, runtime.outbox, visit, outcome=domain.NOT_REACHED, cause=envelope
-            )
+            await _close_referral_to_health(tx, visit, outcome=domain.NOT_REACHED, cause=envelope)
             log.info("visit_request_closed", visit_id=str(visit_id), reason=domain.NOT_REACHED)
             return MissedOutcome(visit_id, "closed", None)
         day_after = (visit.scheduled_for or health.today(now)) + timedelta(days=1)
         await repository.requeue_request(
-            conn,
+            tx.conn,
             request.request.request_id,
             missed_visits=missed_visits,
             not_before=day_after,
             cause=envelope,
         )
-        scheduled = await schedule_backlog(conn, runtime.outbox, health)
+        scheduled = await schedule_backlog(tx, health)
         again = next((v for v in scheduled if v.rescheduled_from == visit_id), None)
         return MissedOutcome(visit_id, "rescheduled" if again else "backlog", again)
 
@@ -620,20 +606,20 @@ async def reschedule_visit(
 ) -> VisitScheduled:
     """Move a scheduled visit to the earliest day with room (from `on_or_after`): a new
     VisitScheduled with rescheduled_from. No room within the horizon: NoSlot, nothing moves."""
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEDULING_LOCK)
-        found = await _visit(conn, visit_id)
+    async with runtime.transaction() as tx:
+        await tx.conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEDULING_LOCK)
+        found = await _visit(tx.conn, visit_id)
         visit = found.visit
         domain.require_scheduled(visit)
         request = (
-            await repository.request_for_update(conn, visit.request_id)
+            await repository.request_for_update(tx.conn, visit.request_id)
             if visit.request_id is not None
             else None
         )
         if request is None or found.last_envelope is None:
             raise domain.VisitNotOpen(f"visit {visit_id} was not scheduled by this service")
         await repository.mark_visit(
-            conn, visit_id, "rescheduled", reason=reason_code, at=runtime.clock()
+            tx.conn, visit_id, "rescheduled", reason=reason_code, at=runtime.clock()
         )
         moved = dataclasses.replace(
             request,
@@ -641,7 +627,7 @@ async def reschedule_visit(
             visit_id=visit_id,
             cause=found.last_envelope,
         )
-        scheduled = await _plan_and_book(conn, runtime.outbox, health, [moved])
+        scheduled = await _plan_and_book(tx, health, [moved])
         if not scheduled:
             raise NoSlot(
                 f"no team serving {visit.location.adm1_pcode} has room within "
@@ -661,10 +647,10 @@ async def refer_from_visit(
 ) -> UUID:
     """ReferralRequested to another sector or an external service, if the household
     consented to referral; otherwise ConsentMissing and nothing is published."""
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        found = await _visit(conn, visit_id)
+    async with runtime.transaction() as tx:
+        found = await _visit(tx.conn, visit_id)
         visit = found.visit
-        household = await household_facts(conn, visit.household_id)
+        household = await household_facts(tx.conn, visit.household_id)
         referral = domain.refer(
             referral_id=runtime.new_id(),
             household_id=household.household_id if household else visit.household_id,
@@ -675,9 +661,9 @@ async def refer_from_visit(
             requested_by=visit.team_code,
             now=runtime.clock(),
         )
-        envelope = await runtime.outbox.add(conn, referral, caused_by=found.last_envelope)
+        envelope = await tx.publish(referral, caused_by=found.last_envelope)
         await repository.insert_referral(
-            conn,
+            tx.conn,
             referral_id=referral.referral_id,
             direction="outgoing",
             household_id=referral.household_id,

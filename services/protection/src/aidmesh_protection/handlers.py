@@ -19,6 +19,7 @@ from aidmesh_contracts import (
 )
 from aidmesh_runtime.consumer import HandlerContext
 from aidmesh_runtime.projections.households import household_facts, lock_household
+from aidmesh_runtime.transaction import Tx
 
 from . import domain, repository
 from .domain import ReferralStatus
@@ -129,7 +130,7 @@ async def on_referral_requested(event: ReferralRequested, ctx: HandlerContext) -
 
 async def on_referral_accepted(event: ReferralAccepted, ctx: HandlerContext) -> None:
     await _answered(
-        event.referral_id, ReferralStatus.ACCEPTED, by=event.accepted_by, code=None, ctx=ctx
+        event.referral_id, ReferralStatus.ACCEPTED, by=event.accepted_by, code=None, tx=ctx
     )
 
 
@@ -139,7 +140,7 @@ async def on_referral_declined(event: ReferralDeclined, ctx: HandlerContext) -> 
         ReferralStatus.DECLINED,
         by=event.declined_by,
         code=event.reason_code,
-        ctx=ctx,
+        tx=ctx,
     )
 
 
@@ -149,15 +150,15 @@ async def on_referral_completed(event: ReferralCompleted, ctx: HandlerContext) -
         ReferralStatus.COMPLETED,
         by=event.completed_by,
         code=event.outcome_code,
-        ctx=ctx,
+        tx=ctx,
     )
 
 
 async def _answered(
-    referral_id: UUID, answer: ReferralStatus, *, by: str, code: str | None, ctx: HandlerContext
+    referral_id: UUID, answer: ReferralStatus, *, by: str, code: str | None, tx: Tx
 ) -> None:
     """A target's answer to a referral protection made (anything else is not ours)."""
-    row = await repository.referral_out_for_update(ctx.conn, referral_id)
+    row = await repository.referral_out_for_update(tx.conn, referral_id)
     if row is None:
         return
     if by != row["target"]:
@@ -170,7 +171,7 @@ async def _answered(
     if status is None:
         return
     await repository.set_referral_out_status(
-        ctx.conn, referral_id, status=status, answer_code=code, at=ctx.now()
+        tx.conn, referral_id, status=status, answer_code=code, at=tx.now()
     )
     log.info("referral_from_protection_answered", referral_id=str(referral_id), status=status.value)
 

@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
-import asyncpg
 import structlog
 from aidmesh_contracts import ReferralCompleted, ReferralRequested, Urgency
 from aidmesh_runtime import rules
 from aidmesh_runtime.projections.households import household_facts, lock_household
 from aidmesh_runtime.service import Runtime
+from aidmesh_runtime.transaction import Tx
 
 from . import domain, repository
 from .crypto import DecryptionFailed, Keyring
@@ -80,7 +80,7 @@ async def _on_case(
     actor: Actor,
     case_ref: str,
     action: Action,
-    work: Callable[[asyncpg.Connection, Case], Awaitable[T]],
+    work: Callable[[Tx, Case], Awaitable[T]],
 ) -> T:
     """Load the case (locked), check the caller, run `work` and log the access, in one
     transaction. A refusal (no case, not allowed, not now) is logged and committed, then
@@ -88,28 +88,28 @@ async def _on_case(
     runtime = app.runtime
     failure: Exception | None = None
     result: T | None = None
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        case = await repository.case_for_update(conn, case_ref)
+    async with runtime.transaction() as tx:
+        case = await repository.case_for_update(tx.conn, case_ref)
         if case is None:
             outcome, failure = "not_found", CaseNotFound(f"no protection case {case_ref}")
         elif (denial := domain.access_denial(actor, action, case)) is not None:
             outcome, failure = "denied", Forbidden(denial)
         else:
             try:
-                async with conn.transaction():  # a savepoint: a refusal undoes any write
-                    result = await work(conn, case)
+                async with tx.conn.transaction():  # a savepoint: a refusal undoes any write
+                    result = await work(tx, case)
                 outcome = "granted"
             except Forbidden as exc:
                 outcome, failure = "denied", exc
             except (Refused, Invalid) as exc:
                 outcome, failure = "refused", exc
         await repository.log_access(
-            conn,
+            tx.conn,
             actor=actor,
             action=action,
             case_refs=[case_ref],
             outcome=outcome,
-            at=runtime.clock(),
+            at=tx.now(),
         )
     _log_outcome(actor, action, case_ref, outcome)
     if failure is not None:
@@ -131,14 +131,14 @@ def _log_outcome(actor: Actor, action: Action, case_ref: str | None, outcome: st
 
 
 async def _deny(app: Protection, actor: Actor, action: Action, reason: str) -> NoReturn:
-    async with app.runtime.pool.acquire() as conn, conn.transaction():
+    async with app.runtime.transaction() as tx:
         await repository.log_access(
-            conn,
+            tx.conn,
             actor=actor,
             action=action,
             case_refs=[None],
             outcome="denied",
-            at=app.runtime.clock(),
+            at=tx.now(),
         )
     _log_outcome(actor, action, None, "denied")
     raise Forbidden(reason)
@@ -168,17 +168,17 @@ async def _transition(
     *,
     note: str | None = None,
     note_kind: str = "note",
-    then: Callable[[asyncpg.Connection, Case], Awaitable[None]] | None = None,
+    then: Callable[[Tx, Case], Awaitable[None]] | None = None,
 ) -> Case:
-    async def work(conn: asyncpg.Connection, case: Case) -> Case:
+    async def work(tx: Tx, case: Case) -> Case:
         changed = decide(case)
-        await repository.save_case(conn, changed, now=app.runtime.clock())
+        await repository.save_case(tx.conn, changed, now=tx.now())
         if note:
             await repository.insert_note(
-                conn, _seal_note(app, case_ref, kind=note_kind, text=note, actor=actor)
+                tx.conn, _seal_note(app, case_ref, kind=note_kind, text=note, actor=actor)
             )
         if then is not None:
-            await then(conn, changed)
+            await then(tx, changed)
         return changed
 
     return await _on_case(app, actor, case_ref, action, work)
@@ -204,36 +204,35 @@ async def take_hotline_call(
     """
     if (denial := domain.access_denial(actor, Action.HOTLINE_INTAKE)) is not None:
         await _deny(app, actor, Action.HOTLINE_INTAKE, denial)
-    runtime = app.runtime
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with app.runtime.transaction() as tx:
         # Two submissions of one call at once: the second waits, then finds the first.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(call_id))
-        existing = await repository.case_of_hotline_call(conn, call_id)
+        await tx.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", str(call_id))
+        existing = await repository.case_of_hotline_call(tx.conn, call_id)
         if existing is not None:
             await repository.log_access(
-                conn,
+                tx.conn,
                 actor=actor,
                 action=Action.HOTLINE_INTAKE,
                 case_refs=[existing.case_ref],
                 outcome="granted",
-                at=runtime.clock(),
+                at=tx.now(),
             )
             return existing, False
         if household_id is not None:
-            await lock_household(conn, household_id)
-            household = await household_facts(conn, household_id)
+            await lock_household(tx.conn, household_id)
+            household = await household_facts(tx.conn, household_id)
             household_id = household.household_id if household else household_id
         opened = domain.open_case_from_hotline(
             severity=severity,
             concern_codes=concern_codes,
             household_id=household_id,
-            random_id=runtime.new_id(),
-            now=runtime.clock(),
+            random_id=tx.new_id(),
+            now=tx.now(),
         )
         case = domain.new_case(opened, caseworker=domain.hotline_caseworker(actor))
-        envelope = await runtime.outbox.add(conn, opened)
+        envelope = await tx.publish(opened)
         await repository.insert_case(
-            conn,
+            tx.conn,
             case,
             opened_envelope=envelope,
             hotline_call_id=call_id,
@@ -245,15 +244,15 @@ async def take_hotline_call(
         )
         if narrative:
             await repository.insert_note(
-                conn, _seal_note(app, case.case_ref, kind="intake", text=narrative, actor=actor)
+                tx.conn, _seal_note(app, case.case_ref, kind="intake", text=narrative, actor=actor)
             )
         await repository.log_access(
-            conn,
+            tx.conn,
             actor=actor,
             action=Action.HOTLINE_INTAKE,
             case_refs=[case.case_ref],
             outcome="granted",
-            at=runtime.clock(),
+            at=tx.now(),
         )
     log.info(
         "protection_case_opened",
@@ -273,21 +272,21 @@ async def view_case(app: Protection, actor: Actor, case_ref: str) -> CaseView:
     action = domain.view_for(actor)
     restricted = action is Action.VIEW_CASE
 
-    async def work(conn: asyncpg.Connection, case: Case) -> CaseView:
+    async def work(tx: Tx, case: Case) -> CaseView:
         notes = [
             _open_note(app, sealed, restricted=restricted)
-            for sealed in await repository.notes(conn, case_ref)
+            for sealed in await repository.notes(tx.conn, case_ref)
         ]
         contact = None
-        if restricted and (sealed_contact := await repository.safe_contact(conn, case_ref)):
+        if restricted and (sealed_contact := await repository.safe_contact(tx.conn, case_ref)):
             contact = _open(app, sealed_contact, case_ref=case_ref, field_name=SAFE_CONTACT_FIELD)
         return CaseView(
             case=case,
             restricted=restricted,
             notes=notes,
             safe_contact=contact,
-            referrals_out=await repository.referrals_out_of_case(conn, case_ref),
-            referrals_in=await repository.referrals_in_of_case(conn, case_ref),
+            referrals_out=await repository.referrals_out_of_case(tx.conn, case_ref),
+            referrals_in=await repository.referrals_in_of_case(tx.conn, case_ref),
         )
 
     return await _on_case(app, actor, case_ref, action, work)
@@ -336,9 +335,9 @@ async def list_cases(
     own_only = actor.role is domain.Role.CASEWORKER
     if own_only and unassigned:
         return []
-    async with app.runtime.pool.acquire() as conn, conn.transaction():
+    async with app.runtime.transaction() as tx:
         cases = await repository.list_cases(
-            conn,
+            tx.conn,
             caseworker=actor.user_id if own_only else None,
             status=status,
             unassigned=unassigned,
@@ -346,12 +345,12 @@ async def list_cases(
             offset=offset,
         )
         await repository.log_access(
-            conn,
+            tx.conn,
             actor=actor,
             action=Action.LIST,
             case_refs=[c.case_ref for c in cases],
             outcome="granted",
-            at=app.runtime.clock(),
+            at=tx.now(),
         )
     return cases
 
@@ -368,17 +367,17 @@ async def read_access_log(
     """The access log, for auditors; reading it is logged too."""
     if (denial := domain.access_denial(actor, Action.READ_ACCESS_LOG)) is not None:
         await _deny(app, actor, Action.READ_ACCESS_LOG, denial)
-    async with app.runtime.pool.acquire() as conn, conn.transaction():
+    async with app.runtime.transaction() as tx:
         await repository.log_access(
-            conn,
+            tx.conn,
             actor=actor,
             action=Action.READ_ACCESS_LOG,
             case_refs=[case_ref],
             outcome="granted",
-            at=app.runtime.clock(),
+            at=tx.now(),
         )
         return await repository.access_log(
-            conn, case_ref=case_ref, user_id=user_id, after_id=after_id, limit=limit
+            tx.conn, case_ref=case_ref, user_id=user_id, after_id=after_id, limit=limit
         )
 
 
@@ -396,13 +395,13 @@ async def link_household(
 ) -> Case:
     """An anonymous case gets its household (after a merge, the household that stays)."""
 
-    async def work(conn: asyncpg.Connection, case: Case) -> Case:
-        await lock_household(conn, household_id)
-        household = await household_facts(conn, household_id)
+    async def work(tx: Tx, case: Case) -> Case:
+        await lock_household(tx.conn, household_id)
+        household = await household_facts(tx.conn, household_id)
         linked = domain.link_household(
             case, household_id=household.household_id if household else household_id
         )
-        await repository.save_case(conn, linked, now=app.runtime.clock())
+        await repository.save_case(tx.conn, linked, now=tx.now())
         return linked
 
     return await _on_case(app, actor, case_ref, Action.LINK_HOUSEHOLD, work)
@@ -493,23 +492,21 @@ async def review_closure(
         reviewed, _ = domain.review_closure(case, approve=approve, by=actor, now=runtime.clock())
         return reviewed
 
-    async def publish(conn: asyncpg.Connection, case: Case) -> None:
+    async def publish(tx: Tx, case: Case) -> None:
         if case.status is not domain.Status.CLOSED:
             return
-        opened = await repository.opened_envelope(conn, case_ref)
-        await runtime.outbox.add(conn, domain.closed_event(case), caused_by=opened)
-        for row in await repository.accepted_referrals_in(conn, case_ref):
+        opened = await repository.opened_envelope(tx.conn, case_ref)
+        await tx.publish(domain.closed_event(case), caused_by=opened)
+        for row in await repository.accepted_referrals_in(tx.conn, case_ref):
             completed = ReferralCompleted(
                 referral_id=row["referral_id"],
                 household_id=row["household_id"],
                 completed_by="protection",
                 outcome_code="case_closed",
-                completed_at=runtime.clock(),
+                completed_at=tx.now(),
             )
-            await runtime.outbox.add(
-                conn, completed, caused_by=repository.envelope_of(row["envelope"])
-            )
-            await repository.complete_referral_in(conn, row["referral_id"])
+            await tx.publish(completed, caused_by=repository.envelope_of(row["envelope"]))
+            await repository.complete_referral_in(tx.conn, row["referral_id"])
 
     return await _transition(
         app,
@@ -536,13 +533,12 @@ async def refer(
     urgency: Urgency,
 ) -> ReferralRequested:
     """Refer the case's household to another sector, with its consent to be referred."""
-    runtime = app.runtime
 
-    async def work(conn: asyncpg.Connection, case: Case) -> ReferralRequested:
+    async def work(tx: Tx, case: Case) -> ReferralRequested:
         household = None
         if case.household_id is not None:
-            await lock_household(conn, case.household_id)
-            household = await household_facts(conn, case.household_id)
+            await lock_household(tx.conn, case.household_id)
+            household = await household_facts(tx.conn, case.household_id)
         referral = domain.refer(
             case,
             household_id=household.household_id if household else None,
@@ -550,14 +546,14 @@ async def refer(
             to=to,
             reason_code=reason_code,
             urgency=urgency,
-            referral_id=runtime.new_id(),
+            referral_id=tx.new_id(),
             requested_by=app.team_code,
-            now=runtime.clock(),
+            now=tx.now(),
         )
-        opened = await repository.opened_envelope(conn, case_ref)
-        envelope = await runtime.outbox.add(conn, referral, caused_by=opened)
+        opened = await repository.opened_envelope(tx.conn, case_ref)
+        envelope = await tx.publish(referral, caused_by=opened)
         await repository.insert_referral_out(
-            conn,
+            tx.conn,
             case_ref=case_ref,
             referral=referral,
             requested_by=actor.user_id,
