@@ -75,21 +75,12 @@ class HandlerContext(Tx):
     publish, and the envelope of the event it handles, which causes what it publishes."""
 
     def __init__(self, *, conn: Connection, envelope: Envelope, outbox: Outbox) -> None:
-        super().__init__(conn, outbox)
-        self.envelope = envelope
+        super().__init__(conn, outbox, cause=envelope)
 
-    async def publish(
-        self,
-        event: Event,
-        *,
-        caused_by: Envelope | None = None,
-        correlation_id: UUID | None = None,
-    ) -> Envelope:
-        """Publish an event caused by the one being handled (same flow, same transaction),
-        unless another cause is named."""
-        return await super().publish(
-            event, caused_by=caused_by or self.envelope, correlation_id=correlation_id
-        )
+    @property
+    def envelope(self) -> Envelope:
+        assert self.cause is not None
+        return self.cause
 
 
 Handler = Callable[[Any, HandlerContext], Awaitable[None]]

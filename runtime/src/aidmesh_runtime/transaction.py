@@ -38,6 +38,9 @@ class Tx:
 
     conn: Connection
     outbox: Outbox
+    #: What caused this work (the handled event, in a handler): what it publishes without
+    #: naming another cause continues that event's flow.
+    cause: Envelope | None = None
 
     def now(self) -> datetime:
         return self.outbox.clock()
@@ -53,9 +56,10 @@ class Tx:
         correlation_id: UUID | None = None,
     ) -> Envelope:
         """Write `event` to the outbox in this transaction; it continues the flow of
-        `caused_by` (or joins `correlation_id`, or starts one)."""
+        `caused_by` (by default this work's cause), or joins `correlation_id`, or starts
+        one."""
         return await self.outbox.add(
-            self.conn, event, caused_by=caused_by, correlation_id=correlation_id
+            self.conn, event, caused_by=caused_by or self.cause, correlation_id=correlation_id
         )
 
 
