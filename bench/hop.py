@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import random
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -356,15 +357,20 @@ async def aidmesh_hop(
         roles="api,consumer" if relay_apart else "api,consumer,relay",
     )
     async with hop_service(settings, relay_apart=relay_apart) as (conn, relay_pid):
-        with profiled(*profile) if profile else contextlib.nullcontext():
+        with (
+            profiled(*profile) if profile else contextlib.nullcontext(),
+            collector_time() as collecting,
+        ):
             cpu = process_cpu_seconds()
             main_thread = time.thread_time()
             relay_cpu = child_cpu_seconds(relay_pid) if relay_pid else 0.0
+            others = infrastructure_cpu_seconds()
             started = time.perf_counter()
             total = await wait_count(conn, SENT, n) - started
             cpu = process_cpu_seconds() - cpu
             main_thread = time.thread_time() - main_thread
             relay_cpu = child_cpu_seconds(relay_pid) - relay_cpu if relay_pid else 0.0
+            others = {k: v - others[k] for k, v in infrastructure_cpu_seconds().items()}
     return {
         "seconds": total,
         "produce_seconds": produce_s,
@@ -375,7 +381,55 @@ async def aidmesh_hop(
         "other_threads_cpu_us_per_event": (cpu - main_thread) / n * 1e6,
         "relay_process_cpu_us_per_event": relay_cpu / n * 1e6,
         "relay_process_cpu_share": relay_cpu / total,
+        "gc_us_per_event": collecting["seconds"] / n * 1e6,
+        "gc_collections": collecting["collections"],
+        "postgres_cpu_us_per_event": others["postgres"] / n * 1e6,
+        "broker_cpu_us_per_event": others["broker"] / n * 1e6,
     }
+
+
+@contextlib.contextmanager
+def collector_time() -> Iterator[dict[str, float]]:
+    """Time this process's cyclic garbage collector spent while the block ran, and how many
+    collections it made (gc.callbacks)."""
+    spent = {"seconds": 0.0, "collections": 0}
+    began = [0.0]
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            spent["seconds"] += time.perf_counter() - began[0]
+            spent["collections"] += 1
+
+    gc.callbacks.append(note)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(note)
+
+
+def infrastructure_cpu_seconds() -> dict[str, float]:
+    """CPU time so far of the local PostgreSQL (every postgres process, and the backends
+    that already ended, counted in the postmaster's children time) and of the Kafka broker
+    (the java process running kafka.Kafka): they share the machine's two cores with the
+    hop."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {"postgres": 0.0, "broker": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        own, children = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        if name == "postgres":
+            found["postgres"] += (own + children) / ticks
+        elif b"kafka.Kafka" in command:
+            found["broker"] += own / ticks
+    return found
 
 
 def process_cpu_seconds() -> float:
@@ -452,9 +506,12 @@ async def run(env: Any) -> dict[str, Any]:
         # and the hops run in turns, `repeat` times, and the median run of each is reported.
         relays, hops, aparts = [], [], []
         for _ in range(repeat):
-            cpu = process_cpu_seconds()
+            cpu, others = process_cpu_seconds(), infrastructure_cpu_seconds()
             seconds = await raw_relay(start, n, producer)
-            relays.append({"seconds": seconds, "cpu": process_cpu_seconds() - cpu})
+            broker = infrastructure_cpu_seconds()["broker"] - others["broker"]
+            relays.append(
+                {"seconds": seconds, "cpu": process_cpu_seconds() - cpu, "broker": broker}
+            )
             hops.append(
                 await aidmesh_hop(records(n, traced=default), producer, trace_sample_ratio=default)
             )
@@ -467,6 +524,7 @@ async def run(env: Any) -> dict[str, Any]:
                 )
             )
         relay_s, relay_cpu = median_run(relays)["seconds"], median_run(relays)["cpu"]
+        relay_broker = median_run(relays)["broker"]
         hop, apart = median_run(hops), median_run(aparts)
         all_traced = await aidmesh_hop(
             records(n, traced=traced_all), producer, trace_sample_ratio=traced_all
@@ -516,6 +574,7 @@ async def run(env: Any) -> dict[str, Any]:
         ),
         "raw_relay_cpu_us_per_event": round(relay_cpu / n * 1e6),
         "raw_confluent_relay_cpu_us_per_event": round(confluent_cpu / n * 1e6),
+        "raw_relay_broker_cpu_us_per_event": round(relay_broker / n * 1e6),
         "hop": {k: round(v, 2) for k, v in hop.items()},
         "hop_relay_apart": {k: round(v, 2) for k, v in apart.items()},
         "hop_all_traced": {k: round(v, 2) for k, v in all_traced.items()},
@@ -563,6 +622,21 @@ async def run(env: Any) -> dict[str, Any]:
                 met=apart_ratio >= TARGET_RATIO,
             ),
             row(
+                "CPU per event across the machine: raw aiokafka relay",
+                f"relay {relay_cpu / n * 1e6:,.0f} µs + broker {relay_broker / n * 1e6:,.0f} µs",
+            ),
+            row(
+                "CPU per event across the machine: hop, one process",
+                f"hop {hop['cpu_us_per_event']:,.0f} µs + PostgreSQL"
+                f" {hop['postgres_cpu_us_per_event']:,.0f} µs + broker"
+                f" {hop['broker_cpu_us_per_event']:,.0f} µs",
+            ),
+            row(
+                "garbage collector in the hop (one process)",
+                f"{hop['gc_us_per_event']:.1f} µs per event ({hop['gc_collections']:.0f}"
+                f" collections for {n:,} events)",
+            ),
+            row(
                 f"AidMesh hop, one process, {traced_all:.0%} of flows traced",
                 f"{rates['aidmesh_hop_all_traced_per_s']:,.0f} events/s,"
                 f" {all_traced['cpu_us_per_event']:,.0f} µs CPU per event",
@@ -589,6 +663,11 @@ async def run(env: Any) -> dict[str, Any]:
             " rate is that process's CPU per event. With the relay apart (roles, ADR 0012), the"
             " hop's consumer runs in this process and its relay in bench/_relay.py; CPU per"
             " event is both processes'.",
+            "CPU across the machine: PostgreSQL is every postgres process's CPU (ended backends"
+            " through the postmaster's children time), the broker the java process running"
+            " kafka.Kafka, both read from /proc over the same run; with the hop's process they"
+            " share the machine's two cores (the kernel's own writeback is not counted). The"
+            " garbage collector's time is measured with gc.callbacks in the hop's process.",
             f"Stages: a fourth run of the hop (one process, {default:.0%} traced) under py-spy"
             " at 200 Hz; each sample is given to the stage of its innermost frame that names"
             " one (bench/_stages.py), and a stage's CPU per event is its share of the samples"
