@@ -45,4 +45,3 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         after_migrations=seal_rows_written_before_0004,
     )
     return app
-

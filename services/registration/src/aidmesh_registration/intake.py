@@ -159,12 +159,12 @@ async def take_in(unit: service.Unit, incoming: Incoming) -> IntakeOutcome:
             form_id=incoming.form_id,
             replaces=incoming.replaces,
             submitted_at=incoming.submitted_at,
-            received_at=unit.now,
+            received_at=unit.now(),
             answers=None,  # written with the outcome, sealed with the key it calls for
             status="rejected",  # until decided below, in this same transaction
             reasons=[],
             household_id=None,
-            processed_at=unit.now,
+            processed_at=unit.now(),
             attempts=1,
         ),
     )
@@ -242,7 +242,7 @@ async def _process(unit: service.Unit, incoming: Incoming, *, retry: bool) -> In
             status=status,
             reasons=reasons_json,
             household_id=household_id,
-            processed_at=unit.now,
+            processed_at=unit.now(),
             answers_sealed=sealed,
             retry=retry,
         )
@@ -394,8 +394,7 @@ def intake_handler(*, default_assessor: str, vault: Vault) -> Any:
         unit = service.Unit(
             conn=ctx.conn,
             outbox=ctx.outbox,
-            now=ctx.now(),
-            new_id=ctx.new_id,
+            at=ctx.now(),
             default_assessor=default_assessor,
             vault=vault,
             cause=ctx.envelope,

@@ -9,12 +9,11 @@ transaction, so that a change and its events commit together or not at all.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
 import structlog
 from aidmesh_contracts import (
     ConsentPurpose,
@@ -27,8 +26,8 @@ from aidmesh_contracts import (
     HouseholdMerged,
 )
 from aidmesh_contracts.base import Event
-from aidmesh_runtime.outbox import Outbox
 from aidmesh_runtime.service import Runtime
+from aidmesh_runtime.transaction import Tx
 
 from . import dedup, repository
 from .crypto import HouseholdKey, Vault
@@ -59,24 +58,25 @@ from .domain import (
 log = structlog.get_logger(__name__)
 
 
-@dataclass
-class Unit:
-    """One transaction of a use case, and what its events are caused by."""
+@dataclass(kw_only=True)
+class Unit(Tx):
+    """One transaction of a use case (the runtime's `Tx`: its connection, outbox and cause,
+    the IntakeSubmitted that caused it, if any), with what registration adds: one time for
+    the whole unit, the vault, and the events it emitted (the first one causes the rest)."""
 
-    conn: asyncpg.Connection
-    outbox: Outbox
-    now: datetime
-    new_id: Callable[[], UUID]
+    #: The unit's time: every record and event of the unit says the same instant.
+    at: datetime
     default_assessor: str
     #: Seals and opens personal data, computes blind indexes (crypto.py).
     vault: Vault
-    #: The event that caused this work (an IntakeSubmitted), if any.
-    cause: Envelope | None = None
     #: The flow to join when nothing caused this work (an HTTP X-Correlation-ID).
     correlation_id: UUID | None = None
     events: list[Envelope] = field(default_factory=list)
     #: Data keys of the households this unit opened (loaded or registered).
     keys: dict[UUID, HouseholdKey] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return self.at
 
     async def key(self, household_id: UUID) -> HouseholdKey:
         """The household's data key (KeyDestroyed if it was erased)."""
@@ -95,11 +95,8 @@ class Unit:
         """Add an event to the outbox. Without an explicit cause, the first event of the
         unit (or what caused the unit) is the cause, so one unit is one flow."""
         cause = caused_by or self.cause or (self.events[0] if self.events else None)
-        envelope = await self.outbox.add(
-            self.conn,
-            event,
-            caused_by=cause,
-            correlation_id=None if cause else self.correlation_id,
+        envelope = await self.publish(
+            event, caused_by=cause, correlation_id=None if cause else self.correlation_id
         )
         self.events.append(envelope)
         return envelope
@@ -111,12 +108,11 @@ async def unit_of_work(
 ) -> AsyncIterator[Unit]:
     """A Unit on a fresh transaction of the runtime's pool: commit on success, roll back
     on any exception (nothing stored, nothing published)."""
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with runtime.transaction() as tx:
         yield Unit(
-            conn=conn,
-            outbox=runtime.outbox,
-            now=runtime.clock(),
-            new_id=runtime.new_id,
+            conn=tx.conn,
+            outbox=tx.outbox,
+            at=tx.now(),
             default_assessor=runtime.settings.default_assessor,  # type: ignore[attr-defined]
             vault=vault_of(runtime),
             correlation_id=correlation_id,
@@ -152,24 +148,24 @@ async def register(unit: Unit, household_in: HouseholdIn) -> Registered:
     household = household_in.to_household(
         household_id=unit.new_id(),
         member_ids=[unit.new_id() for _ in household_in.members],
-        registered_at=unit.now,
+        registered_at=unit.now(),
     )
     keys = repository.block_index(unit.vault, household.blocking_keys())
     await repository.lock_blocking_keys(unit.conn, keys)
     registered = await unit.emit(
-        household_registered(household, household_id=household.household_id, now=unit.now)
+        household_registered(household, household_id=household.household_id, now=unit.now())
     )
     key, wrapped = unit.vault.new_household_key(household.household_id)
     unit.keys[household.household_id] = key
     await repository.insert_household_key(
-        unit.conn, household.household_id, wrapped, kek_id=unit.vault.kek_id, at=unit.now
+        unit.conn, household.household_id, wrapped, kek_id=unit.vault.kek_id, at=unit.now()
     )
     await repository.insert_household(
         unit.conn,
         household,
         key=key,
         vault=unit.vault,
-        screening=screening_of(household, today=unit.now.date()),
+        screening=screening_of(household, today=unit.now().date()),
         correlation_id=registered.correlationid,
     )
     # Over HTTP both are the caller's token's org (api._attributed_household); from intake,
@@ -183,7 +179,7 @@ async def register(unit: Unit, household_in: HouseholdIn) -> Registered:
                 household_id=household.household_id,
                 purpose=purpose,
                 recorded_by=recorded_by,
-                recorded_at=unit.now,
+                recorded_at=unit.now(),
             )
             for purpose in sorted(household.consents)
         ],
@@ -192,7 +188,7 @@ async def register(unit: Unit, household_in: HouseholdIn) -> Registered:
         household_in,
         household_id=household.household_id,
         assessment_ids=[unit.new_id() for _ in household_in.needs],
-        now=unit.now,
+        now=unit.now(),
         default_assessor=unit.default_assessor,
     )
     await repository.insert_needs(unit.conn, needs)
@@ -256,7 +252,7 @@ async def check_duplicates(
             candidate_household_id=earlier.household_id,
             score=match.score,
             reasons=[r.value for r in match.reasons],
-            detected_at=unit.now,
+            detected_at=unit.now(),
         )
         if not inserted:
             continue  # this pair is already queued, or was dismissed or resolved
@@ -267,7 +263,7 @@ async def check_duplicates(
                 candidate_household_id=earlier.household_id,
                 score=match.score,
                 reasons=frozenset(DuplicateReason(r) for r in match.reasons),
-                detected_at=unit.now,
+                detected_at=unit.now(),
             ),
             caused_by=caused_by,
         )
@@ -330,7 +326,7 @@ async def update(
     Nothing changed: nothing is written or published."""
     before = before or await active_household(unit, household_id)
     after = apply_patch(before, patch, new_member_id=unit.new_id)
-    today = unit.now.date()
+    today = unit.now().date()
     changed = changes(before, after, today=today)
     needs_in = changed_needs(
         patch.needs or [], await repository.current_needs(unit.conn, household_id)
@@ -345,14 +341,14 @@ async def update(
             key=await unit.key(household_id),
             vault=unit.vault,
             screening=screening_of(after, today=today),
-            updated_at=unit.now,
+            updated_at=unit.now(),
             members_changed="members" in changed,
         )
         cause = await unit.emit(
             household_updated(
                 after,
                 changed=changed,
-                now=unit.now,
+                now=unit.now(),
                 channel=patch.channel,
                 partner_org=patch.partner_org,
             )
@@ -361,7 +357,7 @@ async def update(
         patch,
         household_id=household_id,
         assessment_ids=[unit.new_id() for _ in needs_in],
-        now=unit.now,
+        now=unit.now(),
         default_assessor=unit.default_assessor,
         needs=needs_in,
     )
@@ -407,7 +403,7 @@ async def record_consent(unit: Unit, household_id: UUID, consent: ConsentIn) -> 
         household_id=household_id,
         purpose=consent.purpose,
         recorded_by=consent.recorded_by,
-        recorded_at=unit.now,
+        recorded_at=unit.now(),
     )
     await repository.insert_consents(unit.conn, [record])
     event = await unit.emit(
@@ -421,7 +417,7 @@ async def record_consent(unit: Unit, household_id: UUID, consent: ConsentIn) -> 
     )
     log.info("consent_recorded", household_id=str(household_id), purpose=consent.purpose.value)
     return ConsentChanged(
-        record.consent_id, household_id, record.purpose, record.recorded_by, unit.now, event
+        record.consent_id, household_id, record.purpose, record.recorded_by, unit.now(), event
     )
 
 
@@ -437,7 +433,7 @@ async def withdraw_consent(
     if active is None:
         raise Conflict(f"there is no consent for {purpose.value} to withdraw")
     await repository.end_consent(
-        unit.conn, active.consent_id, by=withdrawal.recorded_by, at=unit.now, reason="withdrawn"
+        unit.conn, active.consent_id, by=withdrawal.recorded_by, at=unit.now(), reason="withdrawn"
     )
     event = await unit.emit(
         ConsentWithdrawn(
@@ -445,12 +441,12 @@ async def withdraw_consent(
             household_id=household_id,
             purpose=purpose,
             recorded_by=withdrawal.recorded_by,
-            withdrawn_at=unit.now,
+            withdrawn_at=unit.now(),
         )
     )
     log.info("consent_withdrawn", household_id=str(household_id), purpose=purpose.value)
     return ConsentChanged(
-        active.consent_id, household_id, purpose, withdrawal.recorded_by, unit.now, event
+        active.consent_id, household_id, purpose, withdrawal.recorded_by, unit.now(), event
     )
 
 
@@ -498,11 +494,11 @@ async def merge(
             merged_household_id=merged_id,
             suspicion_id=suspicion_id,
             decided_by=decided_by,
-            merged_at=unit.now,
+            merged_at=unit.now(),
         )
     )
     await repository.mark_merged(
-        unit.conn, merged=merged_id, survivor=survivor_id, merged_at=unit.now
+        unit.conn, merged=merged_id, survivor=survivor_id, merged_at=unit.now()
     )
     await repository.set_blocking_keys(unit.conn, merged_id, [])
 
@@ -522,10 +518,10 @@ async def merge(
             suspicion_id,
             status=SuspicionStatus.MERGED,
             by=decided_by,
-            at=unit.now,
+            at=unit.now(),
             survivor=survivor_id,
         )
-    await repository.supersede_suspicions(unit.conn, merged_id, by=decided_by, at=unit.now)
+    await repository.supersede_suspicions(unit.conn, merged_id, by=decided_by, at=unit.now())
     if carried:
         # The survivor's members who are the merged household's too gain its documents:
         # sealed again with the survivor's key (the merged household keeps its own).
@@ -601,7 +597,7 @@ async def _merge_consents(
     for record in merged_records:
         if record.active:
             await repository.end_consent(
-                unit.conn, record.consent_id, by=decided_by, at=unit.now, reason="merged"
+                unit.conn, record.consent_id, by=decided_by, at=unit.now(), reason="merged"
             )
 
 
@@ -637,7 +633,7 @@ async def dismiss(unit: Unit, suspicion_id: UUID, *, decided_by: str) -> reposit
     """Not the same household: the pair leaves the queue and is not raised again."""
     await open_suspicion(unit, suspicion_id)
     await repository.resolve_suspicion(
-        unit.conn, suspicion_id, status=SuspicionStatus.DISMISSED, by=decided_by, at=unit.now
+        unit.conn, suspicion_id, status=SuspicionStatus.DISMISSED, by=decided_by, at=unit.now()
     )
     log.info("duplicate_dismissed", suspicion_id=str(suspicion_id))
     suspicion = await repository.get_suspicion(unit.conn, suspicion_id)
@@ -681,13 +677,13 @@ async def erase(unit: Unit, household_id: UUID, erasure: ErasureIn) -> Erased:
             merged_household_ids=frozenset(merged),
             reason_code=erasure.reason_code.value,
             requested_by=erasure.requested_by,
-            erased_at=unit.now,
+            erased_at=unit.now(),
         )
     )
     await repository.erase(
         unit.conn,
         [household_id, *merged],
-        at=unit.now,
+        at=unit.now(),
         by=erasure.requested_by,
         reason=erasure.reason_code.value,
     )
@@ -703,6 +699,6 @@ async def erase(unit: Unit, household_id: UUID, erasure: ErasureIn) -> Erased:
     return Erased(
         household_id=household_id,
         merged_household_ids=merged,
-        erased_at=unit.now,
+        erased_at=unit.now(),
         event=event,
     )
