@@ -20,6 +20,7 @@ from aidmesh_contracts import EVENT_TYPES, NeedAssessed, decode
 from aidmesh_contracts.asyncapi import (
     DEAD_LETTER,
     DOCUMENT_PATH,
+    REPO_ROOT,
     build_document,
     channel_id,
     dereference,
@@ -102,6 +103,24 @@ def test_the_committed_document_is_valid_asyncapi_3_0(
 
 def test_the_committed_document_keeps_our_own_promises(committed: Document) -> None:
     assert problems(committed) == []
+
+
+def test_the_local_server_says_how_clients_authenticate_as_the_broker_does(
+    committed: Document,
+) -> None:
+    """Integrators read the document, not deploy/local: it must not promise an open broker."""
+    [local] = committed["servers"].values()
+    [scheme] = [
+        committed["components"]["securitySchemes"][ref["$ref"].rsplit("/", 1)[-1]]
+        for ref in local["security"]
+    ]
+    broker = (REPO_ROOT / "deploy" / "local" / "kafka.sh").read_text(encoding="utf-8")
+
+    assert scheme["type"] == "scramSha512"
+    assert "sasl.enabled.mechanisms=SCRAM-SHA-512" in broker
+    assert f"SASL_PLAINTEXT://{local['host'].split(':')[0]}" in broker
+    assert "SASL_PLAINTEXT" in local["description"]
+    assert "no authentication" not in render(committed)
 
 
 # ---- the validator rejects what it should ----------------------------------------------

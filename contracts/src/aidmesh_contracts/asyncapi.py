@@ -130,14 +130,35 @@ def build_document() -> dict[str, Any]:
                 "protocol": "kafka",
                 "protocolVersion": "4.4",
                 "title": "Local Kafka",
-                "description": "The single-node broker that `make up` starts (deploy/local): "
-                "plaintext, no authentication, loopback only.",
+                "description": "The single-node broker that `make up` starts (deploy/local),"
+                " loopback only. Every client authenticates with SASL/SCRAM-SHA-512 over plain"
+                " TCP (`security.protocol=SASL_PLAINTEXT`, `sasl.mechanism=SCRAM-SHA-512`) as"
+                " one principal, whose password `make infra-up` writes to"
+                " `var/secrets/kafka/<principal>.password`; the broker allows only what the"
+                " topic catalogue grants that principal (each channel says who).",
+                "security": [{"$ref": f"#/components/securitySchemes/{SECURITY_SCHEME}"}],
             }
         },
         "channels": channels,
         "operations": operations,
-        "components": {"schemas": dict(sorted(schemas.items())), "messages": messages},
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "messages": messages,
+            "securitySchemes": {SECURITY_SCHEME: _SCRAM},
+        },
     }
+
+
+SECURITY_SCHEME = "scramSha512"
+_SCRAM = {
+    "type": "scramSha512",
+    "description": "SASL/SCRAM-SHA-512, one principal per AidMesh service and per partner"
+    " system (ADR 0011): SASL_PLAINTEXT on the local broker, SASL_SSL on a real cluster."
+    " Kafka 4 checks the SCRAM exchange strictly (RFC 5802): clients on librdkafka need 2.6.1"
+    " or later (older kcat, confluent-kafka-go or node-rdkafka builds are refused with"
+    " 'invalid credentials'); the Java client and aiokafka 0.12+ work. A consumer's group id"
+    " must start with `aidmesh-<principal>`.",
+}
 
 
 _SENSITIVITY_DOCS = {
@@ -161,6 +182,9 @@ def _channel(entry: Topic) -> dict[str, Any]:
         f"- sensitivity: **{entry.sensitivity}** ({_SENSITIVITY_DOCS[entry.sensitivity]})",
         f"- producers: {', '.join(entry.producers)}",
         f"- consumers: {', '.join(entry.consumers)}",
+        "- access (ADR 0011): the producers and consumers above are Kafka principals; only"
+        " they may write and read, each consumer in groups named `aidmesh-<principal>…`;"
+        " any other principal is refused (TopicAuthorizationFailed)",
         f"- {entry.partitions} partitions, key = household id; records kept {kept}",
         f"- dead letters: `{entry.dlq}`",
     ]

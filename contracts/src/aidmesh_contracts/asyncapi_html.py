@@ -78,17 +78,23 @@ def _contents(document: dict[str, Any]) -> str:
 
 
 def _servers(document: dict[str, Any]) -> str:
+    schemes = document.get("components", {}).get("securitySchemes", {})
     rows = [
         [
             escape(name),
             _code(server["host"]),
             escape(server["protocol"]),
+            "<br>".join(
+                f"{escape(schemes[ref.rsplit('/', 1)[-1]]['type'])}: "
+                + _markdown_inline(schemes[ref.rsplit("/", 1)[-1]].get("description", ""))
+                for ref in (each["$ref"] for each in server.get("security", []))
+            ),
             _markdown_inline(server.get("description", "")),
         ]
         for name, server in document.get("servers", {}).items()
     ]
     return '<h2 id="servers">Servers</h2>\n' + _table(
-        ["server", "host", "protocol", "description"], rows
+        ["server", "host", "protocol", "security", "description"], rows
     )
 
 
