@@ -1,6 +1,7 @@
-"""docs/integrators.md, followed word for word: its intake program publishes a household
-as a partner (the `partners` Kafka principal, librdkafka through confluent-kafka, the
-contracts wheel), and the partner reads what became of it with its own intake token."""
+"""docs/integrators.md, followed word for word, as partners run it (librdkafka through
+confluent-kafka, the contracts package, a partner's Kafka principal): its consumer program
+reads deliveries as `reporting` and stops at the end; its intake program publishes a
+household as `partners`, and the partner reads what became of it with its own intake token."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import subprocess
 import sys
 import time
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
+from aidmesh_contracts import AssistanceDelivered
+from aidmesh_contracts.examples import example
 from aidmesh_runtime import auth
+from aidmesh_runtime.testing import kafka_producer, publish
 
 from .conftest import REPO, Platform
 
@@ -69,3 +74,27 @@ async def test_the_guides_intake_program_registers_a_household_its_partner_then_
     assert seen["status"] == "registered", seen["reasons"]
     assert seen["household_id"] is not None
     assert seen["partner_org"] == "DRC"
+
+
+async def test_the_guides_consumer_program_reads_a_delivery_as_its_partner_and_stops(
+    platform: Platform,
+) -> None:
+    delivery = AssistanceDelivered.model_validate(
+        example(AssistanceDelivered.event_type) | {"delivery_id": str(uuid4())}
+    )
+    async with kafka_producer() as producer:
+        envelope = await publish(producer, delivery, source="/aidmesh/shelter")
+    program = program_in_section("Subscribe with the contracts package")
+
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", program],  # the guide's own program, run as a partner would
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    assert f"{envelope.id} {delivery.activity} {delivery.household_id}" in ran.stdout
