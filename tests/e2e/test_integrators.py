@@ -36,6 +36,20 @@ def program_in_section(heading: str) -> str:
     return found.group(1)
 
 
+async def run_the_guides_program(heading: str) -> subprocess.CompletedProcess[str]:
+    """The first ```python block under `heading`, run from the repository root as a
+    partner would run it, with this environment's Python."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", program_in_section(heading)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 async def outcome(
     platform: Platform, submission_id: str, *, deadline_s: float = 60.0
 ) -> dict[str, Any]:
@@ -56,17 +70,7 @@ async def outcome(
 async def test_the_guides_intake_program_registers_a_household_its_partner_then_reads(
     platform: Platform,
 ) -> None:
-    program = program_in_section("Publish an intake submission from outside")
-
-    ran = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", program],  # the guide's own program, run as a partner would
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    ran = await run_the_guides_program("Publish an intake submission from outside")
 
     assert ran.returncode == 0, ran.stderr
     submission_id = ran.stdout.strip()
@@ -84,17 +88,7 @@ async def test_the_guides_consumer_program_reads_a_delivery_as_its_partner_and_s
     )
     async with kafka_producer() as producer:
         envelope = await publish(producer, delivery, source="/aidmesh/shelter")
-    program = program_in_section("Subscribe with the contracts package")
-
-    ran = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", program],  # the guide's own program, run as a partner would
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    ran = await run_the_guides_program("Subscribe with the contracts package")
 
     assert ran.returncode == 0, ran.stderr
     assert f"{envelope.id} {delivery.activity} {delivery.household_id}" in ran.stdout
