@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 import functools
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -22,11 +24,12 @@ from aidmesh_contracts import CATALOGUE, Envelope, Event, decode, encode
 from aidmesh_contracts.envelope import new_envelope
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 
 from . import auth
 from .kafka import operator_auth
+from .service import create_service_app
 from .settings import ServiceSettings
 from .topics import MAX_MESSAGE_BYTES
 
@@ -202,6 +205,20 @@ async def publish(
 def unique(prefix: str) -> str:
     """A name unique to this test run (databases, consumer groups)."""
     return f"{prefix}_{uuid4().hex[:10]}"
+
+
+def bare_service(
+    settings: ServiceSettings, *, router: APIRouter | None = None, title: str = "test service"
+) -> FastAPI:
+    """A service made by the runtime's factory with no migrations of its own and no
+    handlers: what every service gets from the runtime, for the runtime's own tests."""
+    return create_service_app(
+        settings=settings,
+        migrations=Path(tempfile.mkdtemp(prefix="aidmesh-bare-")),
+        router=router,
+        title=title,
+        description="A service made by the runtime's factory alone.",
+    )
 
 
 @contextlib.asynccontextmanager

@@ -5,18 +5,16 @@ serves what its roles exclude."""
 from __future__ import annotations
 
 import gc
-import tempfile
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from aidmesh_contracts import AssistanceDelivered
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
 from aidmesh_runtime.outbox import Outbox
-from aidmesh_runtime.service import GC_THRESHOLDS, Runtime, create_service_app
+from aidmesh_runtime.service import GC_THRESHOLDS, Runtime
 from aidmesh_runtime.settings import ServiceSettings
-from aidmesh_runtime.testing import running_app, session_public_keys
+from aidmesh_runtime.testing import bare_service, running_app, session_public_keys
 from fastapi import APIRouter
 from pydantic import ValidationError
 
@@ -38,13 +36,7 @@ def app_with(roles: str, dsn: str, kafka_bootstrap: str, router: APIRouter | Non
         otlp_endpoint="",
         auth_public_keys=session_public_keys(),
     )
-    return create_service_app(
-        settings=settings,
-        migrations=Path(tempfile.mkdtemp(prefix="aidmesh-roles-")),
-        router=router,
-        title="roles test",
-        description="A service in parts.",
-    )
+    return bare_service(settings, router=router, title="roles test")
 
 
 def test_roles_name_only_known_parts() -> None:

@@ -4,16 +4,18 @@ is (telemetry.statements_traced)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from aidmesh_runtime.rules import Conflict, Forbidden, NotFound, RuleRefused
-from aidmesh_runtime.service import create_service_app
 from aidmesh_runtime.settings import ServiceSettings
-from aidmesh_runtime.testing import auth_headers, running_app, session_public_keys
+from aidmesh_runtime.testing import (
+    auth_headers,
+    bare_service,
+    running_app,
+    session_public_keys,
+)
 from fastapi import APIRouter, FastAPI
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
@@ -28,7 +30,7 @@ class HttpTestSettings(ServiceSettings):
     kafka_username: str | None = "admin"
 
 
-async def service_with(router: APIRouter, dsn: str, kafka_bootstrap: str) -> FastAPI:
+def service_with(router: APIRouter, dsn: str, kafka_bootstrap: str) -> FastAPI:
     settings = HttpTestSettings(
         roles="api",
         kafka_bootstrap=kafka_bootstrap,
@@ -36,13 +38,7 @@ async def service_with(router: APIRouter, dsn: str, kafka_bootstrap: str) -> Fas
         otlp_endpoint="",
         auth_public_keys=session_public_keys(),
     )
-    return create_service_app(
-        settings=settings,
-        migrations=Path(tempfile.mkdtemp(prefix="aidmesh-http-tests-")),
-        router=router,
-        title="http test",
-        description="What every service's API gets from the factory.",
-    )
+    return bare_service(settings, router=router, title="http test")
 
 
 class WrongState(ValueError, Conflict):  # as a service declares its own
@@ -74,7 +70,7 @@ async def test_every_refusal_a_use_case_raises_is_answered_with_its_status_and_r
     async def refuse(kind: str) -> None:
         raise REFUSALS[kind][0]
 
-    app = await service_with(router, await new_database(), kafka_bootstrap)
+    app = service_with(router, await new_database(), kafka_bootstrap)
     async with running_app(app, headers=auth_headers()) as client:
         for kind, (_, status, detail) in REFUSALS.items():
             response = await client.post(f"/refuse/{kind}")
@@ -91,7 +87,7 @@ async def test_a_requests_statements_are_traced_only_when_the_request_is(
     async def statements_traced() -> dict[str, bool]:
         return {"traced": is_instrumentation_enabled()}
 
-    app = await service_with(router, await new_database(), kafka_bootstrap)
+    app = service_with(router, await new_database(), kafka_bootstrap)
     async with running_app(app, headers=auth_headers()) as client:
         response = await client.get(
             "/statements-traced", headers={"traceparent": f"00-{TRACE}-{PARENT}-{flags}"}

@@ -133,6 +133,26 @@ def outbox() -> Outbox:
     return Outbox(source=SOURCE, clock=lambda: datetime.now(UTC))
 
 
+def consumer_of(
+    pool: asyncpg.Pool,
+    outbox: Outbox,
+    tracer: Tracer,
+    producer: RecordingProducer,
+    *,
+    handler: Callable[..., Any],
+    name: str,
+) -> EventConsumer:
+    """The runtime's consumer of AssistanceDelivered with `handler`, traced by `tracer`."""
+    return EventConsumer(
+        name=name,
+        pool=pool,
+        outbox=outbox,
+        dead_letters=DeadLetters(producer=producer, service="tracing-tests"),
+        handlers={AssistanceDelivered: handler},
+        tracer=tracer,
+    )
+
+
 def traceparent_of(span: Span | ReadableSpan) -> str:
     context = span.get_span_context() if isinstance(span, Span) else span.context
     assert context is not None
@@ -199,13 +219,8 @@ async def test_a_flow_is_one_trace_from_the_request_through_relay_consumer_and_h
 
     producer = RecordingProducer()
     relay = OutboxRelay(pool=traced_pool, producer=producer, tracer=tracer)
-    consumer = EventConsumer(
-        name="tracing-tests",
-        pool=traced_pool,
-        outbox=outbox,
-        dead_letters=DeadLetters(producer=producer, service="tracing-tests"),
-        handlers={AssistanceDelivered: note_and_follow_up},
-        tracer=tracer,
+    consumer = consumer_of(
+        traced_pool, outbox, tracer, producer, handler=note_and_follow_up, name="tracing-tests"
     )
     first = delivery()
 
@@ -276,13 +291,8 @@ async def test_only_a_traced_records_handler_statements_are_traced(
                 traceparent=f"00-{uuid4().hex}-{uuid4().hex[:16]}-{flags}",
             ).to_headers(),
         )
-    consumer = EventConsumer(
-        name="tracing-tests-statements",
-        pool=traced_pool,
-        outbox=outbox,
-        dead_letters=DeadLetters(producer=producer, service="tracing-tests"),
-        handlers={AssistanceDelivered: note},
-        tracer=tracer,
+    consumer = consumer_of(
+        traced_pool, outbox, tracer, producer, handler=note, name="tracing-tests-statements"
     )
 
     results = await consumer.process_batch(producer.records)
