@@ -93,6 +93,8 @@ def test_severities_one_and_five_are_the_ends_of_the_scale(event_type: str, seve
 KEYED_OTHERWISE = {
     "org.aidmesh.shelter.facility.opened.v1": "facility_id",
     "org.aidmesh.registration.intake.submitted.v1": "submission_id",
+    "org.aidmesh.cash.cycle.opened.v1": "cycle_id",
+    "org.aidmesh.cash.cycle.approved.v1": "cycle_id",
 }
 
 

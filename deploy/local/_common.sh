@@ -18,9 +18,9 @@ export AIDMESH_KAFKA_SECRETS_DIR=${AIDMESH_KAFKA_SECRETS_DIR:-$AIDMESH_STATE_ROO
 # settings), for services.sh and the Prometheus scrape config. AIDMESH_<SERVICE>_HTTP_PORT
 # moves one.
 # shellcheck disable=SC2034  # used by the scripts that source this file
-AIDMESH_SERVICES=(registration shelter health protection audit)
+AIDMESH_SERVICES=(registration shelter health protection cash audit)
 declare -A AIDMESH_SERVICE_DEFAULT_PORT=(
-  [registration]=8101 [shelter]=8102 [health]=8103 [protection]=8104 [audit]=8105
+  [registration]=8101 [shelter]=8102 [health]=8103 [protection]=8104 [cash]=8106 [audit]=8105
 )
 
 service_port() {

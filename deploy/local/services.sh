@@ -6,7 +6,7 @@
 #   deploy/local/services.sh status
 #
 # Logs: var/logs/<service>.log (JSON lines); pids: var/run/<service>.pid.
-# Ports: registration 8101, shelter 8102, health 8103, protection 8104, audit 8105
+# Ports: registration 8101, shelter 8102, health 8103, protection 8104, cash 8106, audit 8105
 # (override with AIDMESH_<SERVICE>_HTTP_PORT). Kafka and PostgreSQL come from the
 # usual AIDMESH_KAFKA_BOOTSTRAP / AIDMESH_PG_DSN.
 set -euo pipefail

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import pytest
 from aidmesh_audit.app import build_app as audit_app
 from aidmesh_audit.settings import AuditSettings
+from aidmesh_cash.app import build_app as cash_app
+from aidmesh_cash.settings import CashSettings
 from aidmesh_contracts import ProtectionCaseOpened
 from aidmesh_contracts.base import Event
 from aidmesh_contracts.catalogue import CATALOGUE
@@ -36,6 +38,7 @@ SERVICES: dict[str, Callable[[], FastAPI]] = {
     "protection": lambda: protection_app(
         isolated_settings(ProtectionSettings, data_key=new_data_key("test"))
     ),
+    "cash": lambda: cash_app(isolated_settings(CashSettings)),
     "audit": lambda: audit_app(isolated_settings(AuditSettings)),
 }
 
@@ -75,6 +78,6 @@ def test_a_planted_handler_the_catalogue_does_not_list_is_found() -> None:
 
 def test_every_catalogue_consumer_that_is_a_service_is_checked_here() -> None:
     consumers = {name for topic in CATALOGUE for name in topic.consumers}
-    outside = {"reporting", "cash", "partners"}  # not services of this repository (yet)
+    outside = {"reporting", "partners"}  # not services of this repository (yet)
 
     assert consumers - outside == set(SERVICES)

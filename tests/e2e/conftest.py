@@ -23,6 +23,7 @@ SERVICES = {
     "shelter": 18102,
     "health": 18103,
     "protection": 18104,
+    "cash": 18106,
     "audit": 18105,
 }
 REPO = Path(__file__).resolve().parents[2]

@@ -13,6 +13,16 @@ from .events.assessment import (
     Tenure,
 )
 from .events.assistance import AssistanceDelivered, Modality
+from .events.cash import (
+    NextStep,
+    PaymentConfirmed,
+    PaymentCycleApproved,
+    PaymentCycleOpened,
+    PaymentFailed,
+    PaymentInstructed,
+    PaymentModality,
+    PaymentOutcome,
+)
 from .events.health import VisitCompleted, VisitMissed, VisitScheduled
 from .events.protection import CaseSource, ProtectionCaseClosed, ProtectionCaseOpened
 from .events.referral import (
@@ -79,7 +89,15 @@ __all__ = [
     "Modality",
     "Money",
     "NeedAssessed",
+    "NextStep",
     "PayloadError",
+    "PaymentConfirmed",
+    "PaymentCycleApproved",
+    "PaymentCycleOpened",
+    "PaymentFailed",
+    "PaymentInstructed",
+    "PaymentModality",
+    "PaymentOutcome",
     "ProtectionCaseClosed",
     "ProtectionCaseOpened",
     "ProtectionNeedDetails",

@@ -13,6 +13,13 @@ from . import topics
 from .base import EVENT_TYPES, Event
 from .events.assessment import NeedAssessed
 from .events.assistance import AssistanceDelivered
+from .events.cash import (
+    PaymentConfirmed,
+    PaymentCycleApproved,
+    PaymentCycleOpened,
+    PaymentFailed,
+    PaymentInstructed,
+)
 from .events.health import VisitCompleted, VisitMissed, VisitScheduled
 from .events.protection import ProtectionCaseClosed, ProtectionCaseOpened
 from .events.referral import (
@@ -92,7 +99,7 @@ CATALOGUE: tuple[Topic, ...] = (
             HouseholdErased,
         ),
         producers=("registration",),
-        consumers=("shelter", "health", "protection", "audit"),
+        consumers=("shelter", "health", "protection", "cash", "audit"),
         retention_ms=-1,  # compaction-free full history: sectors rebuild projections from it
     ),
     Topic(
@@ -100,7 +107,7 @@ CATALOGUE: tuple[Topic, ...] = (
         description="Needs assessed per sector with JIAF severity 1-5.",
         event_types=(NeedAssessed,),
         producers=("registration",),
-        consumers=("shelter", "health", "protection", "audit"),
+        consumers=("shelter", "health", "protection", "cash", "audit"),
     ),
     Topic(
         name=topics.REFERRAL,
@@ -145,9 +152,26 @@ CATALOGUE: tuple[Topic, ...] = (
         name=topics.ASSISTANCE_DELIVERED,
         description="Assistance delivered by every sector: the basis of 5W and donor reports.",
         event_types=(AssistanceDelivered,),
-        producers=("shelter", "health", "protection"),
+        producers=("shelter", "health", "protection", "cash"),
         consumers=("audit", "reporting", "cash"),
         retention_ms=-1,
+    ),
+    Topic(
+        name=topics.CASH_PAYMENT,
+        description=(
+            "Multi-purpose cash: payment cycles opened and approved, payments instructed,"
+            " confirmed or failed. Ids and amounts only: the payee's details are only in the"
+            " provider's file, written by registration."
+        ),
+        event_types=(
+            PaymentCycleOpened,
+            PaymentCycleApproved,
+            PaymentInstructed,
+            PaymentConfirmed,
+            PaymentFailed,
+        ),
+        producers=("cash",),
+        consumers=("audit",),
     ),
 )
 

@@ -4,7 +4,8 @@ Integrators start from these; the tests validate every one against its model and
 committed JSON Schema, and fail when a registered type has no example (or an example
 names a type nobody registered). The story they tell is one household in Kharkiv oblast:
 registered at a field office, shelter need assessed, a shelter case opened, a light repair
-done, a winterization kit delivered, a mobile medical team visit, and a protection case.
+done, a winterization kit delivered, a mobile medical team visit, a protection case, and
+three months of multi-purpose cash.
 
 Everything is ids, codes, counts and flags: no example may ever carry personal data.
 """
@@ -20,6 +21,8 @@ _ASSESSMENT_ID = "a6c1d9e2-47b8-4f03-8e5a-91d2c4b7e680"
 _SHELTER_CASE_ID = "5e8a2f71-c3b4-4d96-a0e7-6b1f9d2c8a45"
 _DUPLICATE_ID = "9a4c7e2b-5d18-4f63-b0a9-e1c6d3f8b247"
 _REFERRAL_ID = "b2d9f4a7-6e31-4c85-9a1b-7f3e5c0d2a64"
+_CYCLE_ID = "d7f3a2c9-1b64-4e58-8c0d-5a9e2f7b3c16"
+_PAYMENT_ID = "f0a6c3e8-7d21-4b95-a4f7-2e8b1d6c9a03"
 
 # Kharkiv oblast, Kharkivskyi raion, one of its hromadas (OCHA COD-AB style P-codes).
 _KHARKIV = {"adm1_pcode": "UA63", "adm2_pcode": "UA6312", "adm3_pcode": "UA6312001"}
@@ -265,6 +268,53 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "household_id": _HOUSEHOLD_ID,
         "closure_code": "goals_met",
         "closed_at": "2026-04-30T12:00:00+02:00",
+    },
+    # Multi-purpose cash: a cycle for Kharkiv oblast, three months, paid by bank transfer.
+    "org.aidmesh.cash.cycle.opened.v1": {
+        "cycle_id": _CYCLE_ID,
+        "adm1_pcodes": ["UA63"],
+        "first_month": "2027-02",
+        "months": 3,
+        "budget": {"amount": "5000000.00", "currency": "UAH"},
+        "fsp": "privatbank",
+        "modality": "bank_transfer",
+        "opened_by": "IOM",
+        "opened_at": "2027-01-25T09:00:00+02:00",
+    },
+    "org.aidmesh.cash.cycle.approved.v1": {
+        "cycle_id": _CYCLE_ID,
+        "payments": 462,
+        "total": {"amount": "4989600.00", "currency": "UAH"},
+        "approved_by": "IOM",
+        "approved_at": "2027-01-26T15:30:00+02:00",
+    },
+    "org.aidmesh.cash.payment.instructed.v1": {
+        "payment_id": _PAYMENT_ID,
+        "cycle_id": _CYCLE_ID,
+        "household_id": _HOUSEHOLD_ID,
+        "amount": {"amount": "43200.00", "currency": "UAH"},
+        "first_month": "2027-02",
+        "months": 3,
+        "fsp": "privatbank",
+        "modality": "bank_transfer",
+        "instructed_at": "2027-01-26T15:30:00+02:00",
+    },
+    "org.aidmesh.cash.payment.confirmed.v1": {
+        "payment_id": _PAYMENT_ID,
+        "cycle_id": _CYCLE_ID,
+        "household_id": _HOUSEHOLD_ID,
+        "amount": {"amount": "43200.00", "currency": "UAH"},
+        "fsp": "privatbank",
+        "paid_at": "2027-02-03T12:00:00+02:00",
+    },
+    "org.aidmesh.cash.payment.failed.v1": {
+        "payment_id": _PAYMENT_ID,
+        "cycle_id": _CYCLE_ID,
+        "household_id": _HOUSEHOLD_ID,
+        "outcome": "failed",
+        "reason": "account_closed",
+        "next_step": "retry_next_cycle",
+        "reported_at": "2027-02-05T10:00:00+02:00",
     },
 }
 

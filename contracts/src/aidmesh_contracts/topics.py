@@ -8,6 +8,7 @@ SHELTER_CASE = "aidmesh.shelter.case.v1"
 HEALTH_VISIT = "aidmesh.health.visit.v1"
 PROTECTION_CASE = "aidmesh.protection.case.v1"
 ASSISTANCE_DELIVERED = "aidmesh.assistance.delivered.v1"
+CASH_PAYMENT = "aidmesh.cash.payment.v1"
 
 DLQ_SUFFIX = ".dlq"
 #: Dead-letter topics have one partition (order across partitions is lost anyway) and keep

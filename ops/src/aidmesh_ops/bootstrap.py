@@ -12,7 +12,7 @@ from aiokafka.structs import TopicPartition
 
 __all__ = ["SERVICES", "dev_groups", "ensure_databases", "ensure_topics", "skip_to_end"]
 
-SERVICES = ("registration", "shelter", "health", "protection", "audit")
+SERVICES = ("registration", "shelter", "health", "protection", "cash", "audit")
 
 
 async def ensure_databases(admin_dsn: str, services: tuple[str, ...] = SERVICES) -> list[str]:

@@ -62,6 +62,7 @@ HTTP_PORTS = {
     "shelter": 8102,
     "health": 8103,
     "protection": 8104,
+    "cash": 8106,
     "audit": 8105,
 }
 RUN_AS = 10001

@@ -330,6 +330,7 @@ def test_each_service_is_probed_and_runs_unprivileged(service: str) -> None:
 
 def test_the_ports_are_the_services_own_defaults() -> None:
     from aidmesh_audit.settings import AuditSettings
+    from aidmesh_cash.settings import CashSettings
     from aidmesh_health.settings import HealthSettings
     from aidmesh_protection.settings import ProtectionSettings
     from aidmesh_registration.settings import RegistrationSettings
@@ -342,6 +343,7 @@ def test_the_ports_are_the_services_own_defaults() -> None:
             ShelterSettings,
             HealthSettings,
             ProtectionSettings,
+            CashSettings,
             AuditSettings,
         )
     }

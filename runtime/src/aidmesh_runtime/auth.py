@@ -76,6 +76,9 @@ HEALTH_RECORD_FOR_PARTNERS = "health:record-for-partners"
 PROTECTION_CASEWORKER = "protection:caseworker"
 PROTECTION_SUPERVISOR = "protection:supervisor"
 PROTECTION_AUDITOR = "protection:auditor"
+CASH_READ = "cash:read"
+CASH_WRITE = "cash:write"
+CASH_APPROVE = "cash:approve"
 AUDIT_READ = "audit:read"
 
 SCOPES: Mapping[str, str] = {
@@ -101,6 +104,10 @@ SCOPES: Mapping[str, str] = {
     PROTECTION_CASEWORKER: "Protection: a caseworker (their own cases).",
     PROTECTION_SUPERVISOR: "Protection: a supervisor (every case, approvals).",
     PROTECTION_AUDITOR: "Protection: an auditor (metadata and the access log only).",
+    CASH_READ: "Read cash entitlements (with their explanation), cycles, their lists and"
+    " providers' reports.",
+    CASH_WRITE: "Open payment cycles and import providers' reports (a programme officer).",
+    CASH_APPROVE: "Approve a payment cycle another person opened (four-eyes rule).",
     AUDIT_READ: "Read the audit ledger's household timelines.",
 }
 

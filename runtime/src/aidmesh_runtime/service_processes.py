@@ -25,7 +25,7 @@ import httpx
 
 from .testing import database_dsn, drop_database, fresh_database
 
-SERVICES = ("registration", "shelter", "health", "protection", "audit")
+SERVICES = ("registration", "shelter", "health", "protection", "cash", "audit")
 READY_S = 60.0
 STOP_S = 30.0
 #: Settings every run gets unless it says otherwise: a fresh group must not replay the

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import tempfile
 import time
@@ -307,6 +308,7 @@ async def send_without_token(client: AsyncClient, method: str, url: str, **kwarg
 
 
 S = TypeVar("S", bound=ServiceSettings)
+E = TypeVar("E", bound=Event)
 
 
 def isolated_settings(settings_class: type[S], **overrides: Any) -> S:
@@ -342,6 +344,21 @@ class Database:
                 raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
             await asyncio.sleep(0.05)
         return row
+
+    async def outbox(self, model: type[E]) -> list[tuple[Envelope, E]]:
+        """The `model` events the service wrote to its outbox (the only way out), in order."""
+        rows = await self.conn.fetch(
+            "SELECT headers, payload FROM outbox WHERE headers @> $1::jsonb ORDER BY id",
+            json.dumps([["ce_type", model.event_type]]),
+        )
+        found = []
+        for row in rows:
+            headers = [(name, value.encode()) for name, value in json.loads(row["headers"])]
+            envelope = Envelope.from_headers(headers)
+            event = decode(envelope, bytes(row["payload"]))
+            assert isinstance(event, model)
+            found.append((envelope, event))
+        return found
 
 
 @contextlib.asynccontextmanager

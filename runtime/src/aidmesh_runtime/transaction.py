@@ -16,7 +16,7 @@ ADR 0014 (this context and the error model).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -61,6 +61,16 @@ class Tx:
         return await self.outbox.add(
             self.conn, event, caused_by=caused_by or self.cause, correlation_id=correlation_id
         )
+
+    async def publish_many(self, events: Sequence[tuple[Event, Envelope | None]]) -> list[Envelope]:
+        """Write many events, each continuing the flow of its cause (by default this work's
+        cause), with one COPY: a use case that publishes thousands of events at once (a cash
+        cycle's payments) makes one round trip, not one per event."""
+        prepared = [
+            self.outbox.prepare(event, caused_by=cause or self.cause) for event, cause in events
+        ]
+        await self.outbox.add_prepared(self.conn, [row for _, row in prepared])
+        return [envelope for envelope, _ in prepared]
 
 
 @contextlib.asynccontextmanager
