@@ -14,7 +14,9 @@ from .events.assessment import (
 )
 from .events.assistance import AssistanceDelivered, Modality
 from .events.cash import (
+    AssistanceOverlapFound,
     NextStep,
+    PayeeWithheld,
     PaymentConfirmed,
     PaymentCycleApproved,
     PaymentCycleOpened,
@@ -22,6 +24,7 @@ from .events.cash import (
     PaymentInstructed,
     PaymentModality,
     PaymentOutcome,
+    WithheldReason,
 )
 from .events.health import VisitCompleted, VisitMissed, VisitScheduled
 from .events.protection import CaseSource, ProtectionCaseClosed, ProtectionCaseOpened
@@ -63,6 +66,7 @@ __all__ = [
     "CATALOGUE",
     "EVENT_TYPES",
     "AssistanceDelivered",
+    "AssistanceOverlapFound",
     "CaseSource",
     "Channel",
     "Composition",
@@ -90,6 +94,7 @@ __all__ = [
     "Money",
     "NeedAssessed",
     "NextStep",
+    "PayeeWithheld",
     "PayloadError",
     "PaymentConfirmed",
     "PaymentCycleApproved",
@@ -120,6 +125,7 @@ __all__ = [
     "VisitMissed",
     "VisitScheduled",
     "Vulnerability",
+    "WithheldReason",
     "decode",
     "encode",
     "topic",

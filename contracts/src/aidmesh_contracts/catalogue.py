@@ -14,6 +14,8 @@ from .base import EVENT_TYPES, Event
 from .events.assessment import NeedAssessed
 from .events.assistance import AssistanceDelivered
 from .events.cash import (
+    AssistanceOverlapFound,
+    PayeeWithheld,
     PaymentConfirmed,
     PaymentCycleApproved,
     PaymentCycleOpened,
@@ -97,6 +99,8 @@ CATALOGUE: tuple[Topic, ...] = (
             ConsentRecorded,
             ConsentWithdrawn,
             HouseholdErased,
+            PayeeWithheld,
+            AssistanceOverlapFound,
         ),
         producers=("registration",),
         consumers=("shelter", "health", "protection", "cash", "audit"),

@@ -316,6 +316,23 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "next_step": "retry_next_cycle",
         "reported_at": "2027-02-05T10:00:00+02:00",
     },
+    "org.aidmesh.registration.payee.withheld.v1": {
+        "payment_id": _PAYMENT_ID,
+        "cycle_id": _CYCLE_ID,
+        "household_id": _HOUSEHOLD_ID,
+        "reason": "no_bank_account",
+        "withheld_at": "2027-01-27T08:00:00+02:00",
+    },
+    "org.aidmesh.registration.overlap.found.v1": {
+        "overlap_id": "0c5e9b7a-3f14-4d28-9e6a-8b2d1f7c4e90",
+        "household_id": _HOUSEHOLD_ID,
+        "list_id": "7b1d4f8e-2c69-4a05-b3e7-9f0a6d2c5b18",
+        "agency": "UNHCR",
+        "sector": "cash",
+        "first_month": "2027-02",
+        "months": 3,
+        "found_at": "2027-01-24T16:40:00+02:00",
+    },
 }
 
 

@@ -67,6 +67,8 @@ REGISTRATION_WRITE = "registration:write"
 REGISTRATION_INTAKE = "registration:intake"
 REGISTRATION_REVIEW = "registration:review"
 REGISTRATION_ERASE = "registration:erase"
+REGISTRATION_PAYMENT_FILES = "registration:payment-files"
+REGISTRATION_ASSISTANCE_LISTS = "registration:assistance-lists"
 SHELTER_READ = "shelter:read"
 SHELTER_WRITE = "shelter:write"
 SHELTER_RECORD_FOR_PARTNERS = "shelter:record-for-partners"
@@ -93,6 +95,10 @@ SCOPES: Mapping[str, str] = {
     " read what became of the org's own submissions.",
     REGISTRATION_REVIEW: "Read the duplicate review queue; merge and dismiss.",
     REGISTRATION_ERASE: "Erase a household's personal data.",
+    REGISTRATION_PAYMENT_FILES: "Download a financial service provider's payment file for an"
+    " approved cash cycle (payees' personal data: names, documents, bank accounts).",
+    REGISTRATION_ASSISTANCE_LISTS: "Submit another agency's list of assisted people (keyed"
+    " hashes of document numbers) to find the households it overlaps.",
     SHELTER_READ: "Read shelter cases, facilities, deliveries and monitoring.",
     SHELTER_WRITE: "Assess, plan and complete repairs; deliver kits and rent; monitor.",
     SHELTER_RECORD_FOR_PARTNERS: "With shelter:write: name another organisation or team"

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, Field, StringConstraints
 
 from .. import topics
 from ..base import Event, event
-from ..common import Adm1PCode, Code, Money, OrgCode
+from ..common import Adm1PCode, Code, Money, OrgCode, Sector
 
 Month = Annotated[
     str,
@@ -135,3 +135,44 @@ class PaymentFailed(Event):
     )
     next_step: NextStep
     reported_at: AwareDatetime = Field(description="When the provider's report was imported.")
+
+
+# ---- what registration tells cash (on the household topic, keyed by the household) ----------
+
+
+class WithheldReason(StrEnum):
+    """Why registration left a household out of a provider's file."""
+
+    NO_DATA_SHARING_CONSENT = "no_data_sharing_consent"
+    NO_BANK_ACCOUNT = "no_bank_account"  # a bank transfer needs the household's IBAN
+    NO_DOCUMENT = "no_document"  # a cash pick-up needs an identity document
+    ERASED = "erased"  # the household's personal data was erased
+    UNKNOWN_HOUSEHOLD = "unknown_household"
+
+
+@event(type="org.aidmesh.registration.payee.withheld.v1", topic=topics.HOUSEHOLD)
+class PayeeWithheld(Event):
+    """Registration did not put this household in the provider's file for a payment (the
+    provider will not pay it): the payment is not made, and its months are free again."""
+
+    payment_id: UUID = Field(description="The instructed payment left out of the file.")
+    cycle_id: UUID = Field(description="Its cycle.")
+    household_id: UUID = Field(description="The household (also the Kafka key).")
+    reason: WithheldReason
+    withheld_at: AwareDatetime = Field(description="When the provider's file was written.")
+
+
+@event(type="org.aidmesh.registration.overlap.found.v1", topic=topics.HOUSEHOLD)
+class AssistanceOverlapFound(Event):
+    """Another agency's list of assisted people names a member of this household: its
+    keyed hash of a document number matched one of the household's. Ids only: neither the
+    list nor the event carries the document number."""
+
+    overlap_id: UUID = Field(description="Stable per list and household (redeliveries match).")
+    household_id: UUID = Field(description="The household (also the Kafka key).")
+    list_id: UUID = Field(description="The other agency's list, as registration received it.")
+    agency: OrgCode = Field(description="The agency that assists the household.")
+    sector: Sector = Field(description="What the other agency gives (cash, for MPCA lists).")
+    first_month: Month
+    months: Months
+    found_at: AwareDatetime = Field(description="When registration matched the list.")
