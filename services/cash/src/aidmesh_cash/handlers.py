@@ -1,12 +1,21 @@
 """What cash does with each event it consumes: the household projection's handlers (cash's
 copy of the household facts, cash needs joined with their households) and the months of
-other sectors' rental assistance. Each handler is a line or two: the work is in service.py."""
+other sectors' rental assistance; what registration says of payees and of other agencies'
+lists. Each handler is a line or two: the work is in service.py."""
 
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from aidmesh_contracts import AssistanceDelivered, Envelope, HouseholdMerged, NeedAssessed, Sector
+from aidmesh_contracts import (
+    AssistanceDelivered,
+    AssistanceOverlapFound,
+    Envelope,
+    HouseholdMerged,
+    NeedAssessed,
+    PayeeWithheld,
+    Sector,
+)
 from aidmesh_contracts.base import Event
 from aidmesh_runtime.consumer import Handler, HandlerContext
 from aidmesh_runtime.projections import households
@@ -28,5 +37,15 @@ def cash_handlers(rules: CashRules, *, timezone: ZoneInfo) -> dict[type[Event], 
     async def note_delivery(event: AssistanceDelivered, ctx: HandlerContext) -> None:
         await service.note_other_assistance(ctx, event, timezone=timezone)
 
+    async def note_overlap(event: AssistanceOverlapFound, ctx: HandlerContext) -> None:
+        await service.note_overlap(ctx, event)
+
+    async def payee_withheld(event: PayeeWithheld, ctx: HandlerContext) -> None:
+        await service.payee_withheld(ctx, event)
+
     projection = households.need_handlers(Sector.CASH, decide, on_merged=follow_merge)
-    return projection | {AssistanceDelivered: note_delivery}
+    return projection | {
+        AssistanceDelivered: note_delivery,
+        AssistanceOverlapFound: note_overlap,
+        PayeeWithheld: payee_withheld,
+    }

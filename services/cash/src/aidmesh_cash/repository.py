@@ -110,7 +110,11 @@ async def candidates(
                   EXISTS (SELECT 1 FROM other_assistance o
                           JOIN household_projection oh ON oh.household_id = o.household_id
                           WHERE coalesce(oh.merged_into, oh.household_id) = e.household_id
-                            AND o.first_month <= $3 AND o.last_month >= $2) AS rental
+                            AND o.first_month <= $3 AND o.last_month >= $2) AS rental,
+                  (SELECT min(o.agency) FROM agency_overlaps o
+                   JOIN household_projection oh ON oh.household_id = o.household_id
+                   WHERE coalesce(oh.merged_into, oh.household_id) = e.household_id
+                     AND o.first_month <= $3 AND o.last_month >= $2) AS other_agency
            FROM effective e JOIN household_projection h USING (household_id)
            WHERE h.adm1_pcode = ANY($1::text[])""",
         list(adm1_pcodes),
@@ -122,6 +126,8 @@ async def candidates(
         hold = None
         if row["assisted"]:
             hold = "already_assisted_in_period"
+        elif row["other_agency"] is not None:
+            hold = "assisted_by_another_agency"
         elif not row["shares"]:
             hold = "no_data_sharing_consent"
         flags = ("shelter_rental_assistance_same_months",) if row["rental"] else ()
@@ -385,3 +391,43 @@ async def record_other_assistance(
         first_month,
         last_month,
     )
+
+
+async def record_overlap(
+    conn: Connection,
+    *,
+    overlap_id: UUID,
+    household_id: UUID,
+    agency: str,
+    sector: str,
+    first_month: int,
+    last_month: int,
+    found_at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO agency_overlaps (overlap_id, household_id, agency, sector, first_month,"
+        " last_month, found_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (overlap_id) DO NOTHING",
+        overlap_id,
+        household_id,
+        agency,
+        sector,
+        first_month,
+        last_month,
+        found_at,
+    )
+
+
+async def withhold(conn: Connection, payment_id: UUID, *, reason: str) -> bool:
+    """A payment registration left out of the provider's file: not made, its months free
+    again. False if it was not waiting for its outcome (unknown, or already settled)."""
+    withheld = await conn.fetchval(
+        "UPDATE payments SET status = 'withheld', reason = $2"
+        " WHERE payment_id = $1 AND status = 'instructed' RETURNING payment_id",
+        payment_id,
+        reason,
+    )
+    if withheld is None:
+        return False
+    await conn.execute("DELETE FROM household_months WHERE payment_id = $1", payment_id)
+    return True

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from aidmesh_contracts import (
     AssistanceDelivered,
+    AssistanceOverlapFound,
     Envelope,
     HouseholdMerged,
     Location,
@@ -26,6 +27,7 @@ from aidmesh_contracts import (
     Money,
     NeedAssessed,
     NextStep,
+    PayeeWithheld,
     PaymentConfirmed,
     PaymentCycleApproved,
     PaymentCycleOpened,
@@ -115,6 +117,36 @@ async def note_other_assistance(tx: Tx, event: AssistanceDelivered, *, timezone:
         activity=event.activity,
         first_month=first,
         last_month=first + max(int(event.quantity), 1) - 1,
+    )
+
+
+async def note_overlap(tx: Tx, event: AssistanceOverlapFound) -> None:
+    """Another agency gives this household cash for some months: a cycle covering them
+    holds it (issue 24's cross-agency de-duplication; registration matched the list)."""
+    if event.sector is not Sector.CASH:
+        return
+    first = domain.month_index(event.first_month)
+    await repository.record_overlap(
+        tx.conn,
+        overlap_id=event.overlap_id,
+        household_id=event.household_id,
+        agency=event.agency,
+        sector=event.sector.value,
+        first_month=first,
+        last_month=first + event.months - 1,
+        found_at=event.found_at,
+    )
+    log.info("cash_overlap_noted", household_id=str(event.household_id), agency=event.agency)
+
+
+async def payee_withheld(tx: Tx, event: PayeeWithheld) -> None:
+    """Registration left the payee out of the provider's file: the payment is not made."""
+    withheld = await repository.withhold(tx.conn, event.payment_id, reason=event.reason.value)
+    log.info(
+        "cash_payment_withheld",
+        payment_id=str(event.payment_id),
+        reason=event.reason.value,
+        applied=withheld,
     )
 
 

@@ -11,15 +11,18 @@ from uuid import UUID, uuid4
 import pytest
 from aidmesh_contracts import (
     AssistanceDelivered,
+    AssistanceOverlapFound,
     HouseholdMerged,
     Location,
     Modality,
     Money,
+    PayeeWithheld,
     PaymentConfirmed,
     PaymentCycleApproved,
     PaymentFailed,
     PaymentInstructed,
     Sector,
+    WithheldReason,
 )
 from aidmesh_runtime.auth import CASH_APPROVE, CASH_READ, CASH_WRITE
 from aidmesh_runtime.testing import auth_headers, publish
@@ -311,3 +314,66 @@ async def test_only_an_approved_cycle_takes_a_report(flows) -> None:
 
     assert response.status_code == 409, response.text
     assert response.json()["detail"]["reason"] == "not_approved"
+
+
+async def test_another_agency_s_cash_for_the_same_months_holds_the_household(flows) -> None:
+    household_id = await flows.entitled_household("UA35")
+    elsewhere_later = await flows.entitled_household("UA35")
+    for assisted, first_month in ((household_id, "2027-03"), (elsewhere_later, "2027-09")):
+        overlap = AssistanceOverlapFound(
+            overlap_id=uuid4(),
+            household_id=assisted,
+            list_id=uuid4(),
+            agency="UNHCR",
+            sector=Sector.CASH,
+            first_month=first_month,
+            months=2,
+            found_at=datetime.now(UTC),
+        )
+        await publish(flows.producer, overlap)
+        await flows.database.eventually(
+            "SELECT 1 FROM agency_overlaps WHERE overlap_id = $1",
+            overlap.overlap_id,
+            timeout_s=flows.wait_s,
+            what="the overlap noted",
+        )
+
+    cycle = (await flows.open_cycle("UA35", first_month="2027-02", months=3)).json()
+
+    lines = {UUID(li["household_id"]): li for li in await flows.lines(cycle["cycle_id"])}
+    assert (lines[household_id]["status"], lines[household_id]["reason"]) == (
+        "held",
+        "assisted_by_another_agency",
+    )
+    assert lines[elsewhere_later]["status"] == "proposed"  # September is not in the cycle
+
+
+async def test_a_payee_registration_withholds_is_not_paid_and_its_months_are_free(flows) -> None:
+    household_id = await flows.entitled_household("UA44")
+    cycle = await flows.approved_cycle("UA44", first_month="2027-02", months=1)
+    [payment] = [
+        event
+        for _, event in await flows.published(PaymentInstructed)
+        if event.household_id == household_id
+    ]
+
+    withheld = PayeeWithheld(
+        payment_id=payment.payment_id,
+        cycle_id=payment.cycle_id,
+        household_id=household_id,
+        reason=WithheldReason.NO_BANK_ACCOUNT,
+        withheld_at=datetime.now(UTC),
+    )
+    await publish(flows.producer, withheld)
+    await flows.database.eventually(
+        "SELECT 1 FROM payments WHERE payment_id = $1 AND status = 'withheld'",
+        payment.payment_id,
+        timeout_s=flows.wait_s,
+        what="the payment withheld",
+    )
+
+    [line] = await flows.lines(cycle["cycle_id"])
+    assert (line["payment_id"], line["payment_status"]) == (str(payment.payment_id), "withheld")
+    retry = (await flows.open_cycle("UA44", first_month="2027-02", months=1)).json()
+    [again] = await flows.lines(retry["cycle_id"])
+    assert again["status"] == "proposed"
