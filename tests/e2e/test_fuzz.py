@@ -57,6 +57,7 @@ CALLERS = [
     Caller("protection", (auth.PROTECTION_CASEWORKER,)),
     Caller("protection", (auth.PROTECTION_SUPERVISOR,)),
     Caller("protection", (auth.PROTECTION_AUDITOR,)),
+    Caller("cash", _scopes_of("cash")),
     Caller("audit", _scopes_of("audit")),
 ]
 
