@@ -175,7 +175,7 @@ CATALOGUE: tuple[Topic, ...] = (
             PaymentFailed,
         ),
         producers=("cash",),
-        consumers=("audit",),
+        consumers=("registration", "audit"),
     ),
 )
 

@@ -2,21 +2,25 @@
 
 python -m aidmesh_registration                  # serve (needs its KEK, see README)
 python -m aidmesh_registration new-kek KEK_ID   # print a new KEK, `KEK_ID:<base64>`
+python -m aidmesh_registration new-interagency-key  # a key to share with other agencies
 python -m aidmesh_registration rebuild-blocking-keys  # after dedup's keys changed
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import sys
 
 import asyncpg
 from aidmesh_runtime.db import all_migrations, migrate
+from aidmesh_runtime.keys import KeyConfigError
 from aidmesh_runtime.service import serve
 from rich.progress import Progress
 
 from .app import build_app
-from .crypto import KekError, new_kek
+from .crypto import new_kek
 from .settings import RegistrationSettings
 
 
@@ -47,11 +51,14 @@ def main(argv: list[str]) -> int:
         if command == "new-kek" and len(argv) == 2:
             print(new_kek(argv[1]))
             return 0
+        if command == "new-interagency-key" and len(argv) == 1:
+            print(base64.b64encode(os.urandom(32)).decode())
+            return 0
         if command == "rebuild-blocking-keys" and len(argv) == 1:
             done = asyncio.run(_rebuild_blocking_keys(RegistrationSettings()))
             print(f"registration: blocking keys rebuilt for {done:,} households")
             return 0
-    except KekError as exc:
+    except KeyConfigError as exc:  # the KEK or the inter-agency key: never the key itself
         print(f"registration: {exc}", file=sys.stderr)
         return 2
     print(__doc__, file=sys.stderr)

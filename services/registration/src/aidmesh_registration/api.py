@@ -271,6 +271,9 @@ class HouseholdOut(BaseModel):
     size: int
     address: str | None
     phone: str | None = Field(description="E.164")
+    iban: str | None = Field(
+        default=None, description="Its bank account for cash transfers (a Ukrainian IBAN)."
+    )
     vulnerabilities: list[str] = Field(description="Flags declared for the household.")
     screening: dict[str, Any] | None = Field(
         description="Screening result: all flags (declared and derived), score and level."

@@ -216,3 +216,65 @@ async def rebuild_blocking_keys(
         log.info("blocking_keys_rebuilt", households=done)
         if progress is not None:
             progress(len(ids))
+
+
+# ---- inter-agency hashes of documents stored before the shared key (issue 24) -------------
+
+#: pg_advisory_lock(BACKFILL_LOCK, INTERAGENCY_LOCK): one runner at a time.
+INTERAGENCY_LOCK = 24
+
+
+async def hash_documents_for_other_agencies(
+    conn: asyncpg.Connection, vault: Vault, *, batch: int = BATCH
+) -> int:
+    """Give every indexed document its inter-agency index under the configured shared key:
+    documents stored before registration had one (or under an earlier shared key). The
+    numbers are sealed, so their households are opened here, a batch per transaction, once;
+    matching a list never decrypts (overlaps.py). Nothing to do without a shared key or
+    once done; returns how many households were done."""
+    current = vault.interagency_key_id
+    if current is None:
+        return 0
+    holds_session_state(conn)
+    await conn.execute("SELECT pg_advisory_lock($1, $2)", BACKFILL_LOCK, INTERAGENCY_LOCK)
+    done = 0
+    try:
+        while True:
+            async with conn.transaction():
+                ids = [
+                    r["household_id"]
+                    for r in await conn.fetch(
+                        "SELECT DISTINCT household_id FROM document_index"
+                        " WHERE interagency_key_id IS DISTINCT FROM $1"
+                        " ORDER BY household_id LIMIT $2",
+                        current,
+                        batch,
+                    )
+                ]
+                if not ids:
+                    return done
+                await repository.lock_households(conn, ids)
+                households = await repository.load_households(conn, ids, vault=vault)
+                await conn.executemany(
+                    "UPDATE document_index SET interagency_index = $4, interagency_key_id = $5"
+                    " WHERE member_id = $1 AND kind = $2 AND number_index = $3",
+                    [
+                        (m.member_id, *repository.document_index_row(vault, d))
+                        for h in households
+                        for m in h.members
+                        for d in m.documents
+                    ],
+                )
+                # A row whose document no member holds any more (none should be): marked
+                # done without an index, so that the loop ends.
+                await conn.execute(
+                    "UPDATE document_index SET interagency_index = NULL, interagency_key_id = $2"
+                    " WHERE household_id = ANY($1::uuid[])"
+                    " AND interagency_key_id IS DISTINCT FROM $2",
+                    ids,
+                    current,
+                )
+            done += len(ids)
+            log.info("interagency_hashes_computed", households=done)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1, $2)", BACKFILL_LOCK, INTERAGENCY_LOCK)

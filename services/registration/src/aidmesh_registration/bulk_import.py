@@ -670,8 +670,7 @@ def _add_household(
             )
         )
         prepared.documents.extend(
-            (m.member_id, hid, d.kind.value, repository.document_index(vault, d.number))
-            for d in m.documents
+            (m.member_id, hid, *repository.document_index_row(vault, d)) for d in m.documents
         )
     prepared.consents.extend(
         (ids(), hid, purpose.value, context.partner_org, now)
@@ -1203,7 +1202,14 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "position",
         "sealed",
     ),
-    "document_index": ("member_id", "household_id", "kind", "number_index"),
+    "document_index": (
+        "member_id",
+        "household_id",
+        "kind",
+        "number_index",
+        "interagency_index",
+        "interagency_key_id",
+    ),
     "consents": ("consent_id", "household_id", "purpose", "recorded_by", "recorded_at"),
     "need_assessments": (
         "assessment_id",

@@ -41,6 +41,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from . import interagency
+
 NONCE_BYTES = 12
 TAG_BYTES = 16
 #: First byte of every sealed value: the format, so that it can change without guessing.
@@ -115,6 +117,9 @@ def _field_part(field_name: str) -> bytes:
     return _FIELD_PARTS.get(field_name) or _part(field_name.encode())
 
 
+_PICKLED = ("kek_id", "kek", "cache_indexes", "interagency_key")
+
+
 # ---- household keys ------------------------------------------------------------------------
 
 
@@ -178,15 +183,21 @@ class Vault:
     #: only for the short-lived copy a bulk import works with (`for_bulk_import`), never
     #: for the service's vault, which lives as long as its process.
     cache_indexes: bool = False
+    #: The key shared with other agencies to compare lists of assisted people (issue 24,
+    #: interagency.py), if registration takes part.
+    interagency_key: bytes | None = field(default=None, repr=False)
     _kek_aead: AESGCM = field(init=False, repr=False, compare=False)
     _index_key: bytes = field(init=False, repr=False, compare=False)
     _unlinked_aead: AESGCM = field(init=False, repr=False, compare=False)
     _index_cache: dict[str, dict[str, str]] | None = field(init=False, repr=False, compare=False)
 
     @classmethod
-    def from_config(cls, text: str, *, default_id: str = "kek1") -> Vault:
+    def from_config(
+        cls, text: str, *, default_id: str = "kek1", interagency_key: str | None = None
+    ) -> Vault:
         kek_id, kek = parse_kek(text, default_id=default_id)
-        return cls(kek_id=kek_id, kek=kek)
+        shared = interagency.parse_key(interagency_key) if interagency_key else None
+        return cls(kek_id=kek_id, kek=kek, interagency_key=shared)
 
     def __post_init__(self) -> None:
         if len(self.kek) != KEY_BYTES:
@@ -204,16 +215,21 @@ class Vault:
     def for_bulk_import(self) -> Vault:
         """A copy that caches blind indexes (a bulk import sees the same names and blocks
         again and again), for one import only: dropped with it, cache and all."""
-        return Vault(kek_id=self.kek_id, kek=self.kek, cache_indexes=True)
+        return Vault(
+            kek_id=self.kek_id,
+            kek=self.kek,
+            cache_indexes=True,
+            interagency_key=self.interagency_key,
+        )
 
-    # Pickled (to bulk import workers) as the KEK alone (and whether to cache, not the
+    # Pickled (to bulk import workers) as the keys alone (and whether to cache, not the
     # cache); the rest is derived again.
     def __getstate__(self) -> dict[str, Any]:
-        return {"kek_id": self.kek_id, "kek": self.kek, "cache_indexes": self.cache_indexes}
+        return {name: getattr(self, name) for name in _PICKLED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for name in ("kek_id", "kek", "cache_indexes"):
-            object.__setattr__(self, name, state[name])
+        for name in _PICKLED:
+            object.__setattr__(self, name, state.get(name))
         self.__post_init__()
 
     # -- household keys
@@ -279,6 +295,21 @@ class Vault:
             cache.clear()
         cache[value] = index
         return index
+
+    def interagency_index(self, number: str) -> str | None:
+        """What document_index keeps of a document for other agencies' lists: the blind
+        index of its inter-agency hash (interagency.keyed_hash), or None while no shared
+        key is configured. Not the hash itself: the agencies hold the shared key, and a
+        document number is short enough to be found from its hash by trying them all; under
+        the registry's own index key, a copy of the database tells them nothing."""
+        if self.interagency_key is None:
+            return None
+        return self.index("interagency", interagency.keyed_hash(self.interagency_key, number))
+
+    @property
+    def interagency_key_id(self) -> str | None:
+        """The shared key's fingerprint, stored with each index (a new key is noticed)."""
+        return None if self.interagency_key is None else interagency.key_id(self.interagency_key)
 
     def _blind_index(self, prefix: str, value: str) -> str:
         digest = hmac.digest(self._index_key, (prefix + value).encode(), "sha256")

@@ -50,6 +50,7 @@ from pydantic import (
 )
 
 from . import dedup
+from .iban import normalise_iban
 from .phones import normalise_phone
 from .reference import oblast_pcodes
 from .translit import name_key, to_latin
@@ -293,6 +294,17 @@ Phone = Annotated[
     ),
 ]
 Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Iban = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(normalise_iban),
+    Field(
+        description="The household's bank account for cash transfers: a Ukrainian IBAN (UA and"
+        " 27 characters, check digits verified), spaces allowed. Optional; stored sealed, shown"
+        " only to readers of the household and in a provider's payment file, never published.",
+        examples=["UA21 3223 1300 0002 6007 2335 6600 1"],
+    ),
+]
 
 
 class DocumentIn(Input):
@@ -500,6 +512,7 @@ class HouseholdIn(Input):
     ] = None
     address: Address | None = None
     phone: Phone | None = None
+    iban: Iban | None = None
     members: list[MemberIn] = Field(min_length=1, max_length=99)
     vulnerabilities: set[Vulnerability] = Field(
         default=set(), description="Flags screened for the household (more are derived)."
@@ -553,6 +566,7 @@ class HouseholdIn(Input):
             displacement_status=self.displacement_status,
             address=self.address,
             phone=self.phone,
+            iban=self.iban,
             members=tuple(
                 m.to_member(member_id)
                 for m, member_id in zip(self.members, member_ids, strict=True)
@@ -567,8 +581,8 @@ class HouseholdPatch(Input):
     """An update: the fields given replace the stored ones; absent fields stay.
 
     `members` replaces the whole list (give `member_id` to keep a member's id); `needs`
-    adds or replaces the need of each sector named; `address` and `phone` may be null to
-    clear them. Consent has its own endpoints.
+    adds or replaces the need of each sector named; `address`, `phone` and `iban` may be
+    null to clear them. Consent has its own endpoints.
     """
 
     channel: Channel = Field(default=Channel.FIELD_OFFICE, description="How the change came in.")
@@ -582,6 +596,7 @@ class HouseholdPatch(Input):
     displacement_status: DisplacementStatus | None = None
     address: Address | None = None
     phone: Phone | None = None
+    iban: Iban | None = None
     members: list[MemberIn] | None = Field(default=None, min_length=1, max_length=99)
     vulnerabilities: set[Vulnerability] | None = None
     needs: list[NeedIn] | None = None
@@ -736,6 +751,9 @@ class Household:
     version: int = 1
     #: The partner's own reference of it (issue 21): never published.
     partner_ref: str | None = None
+    #: Its bank account (a Ukrainian IBAN), for cash transfers (issue 24): sealed, never
+    #: published; only a provider's payment file holds it.
+    iban: str | None = None
 
     @property
     def size(self) -> int:
@@ -998,6 +1016,8 @@ def apply_patch(household: Household, patch: HouseholdPatch, *, new_member_id: A
         updates["address"] = patch.address
     if "phone" in given:
         updates["phone"] = patch.phone
+    if "iban" in given:
+        updates["iban"] = patch.iban
     if patch.vulnerabilities is not None:
         updates["vulnerabilities"] = frozenset(patch.vulnerabilities)
     if patch.members is not None:
@@ -1034,6 +1054,8 @@ def changes(before: Household, after: Household, *, today: date) -> frozenset[st
         found.add("members")
     if (before.phone, before.address) != (after.phone, after.address):
         found.add("contact")
+    if before.iban != after.iban:
+        found.add("bank_account")  # that it changed, never what it is
     return frozenset(found)
 
 

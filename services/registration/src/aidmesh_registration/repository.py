@@ -42,7 +42,7 @@ from .domain import (
 # ---- keys, sealing and blind indexes ------------------------------------------------------
 #
 # What is personal is sealed with the household's data key (crypto.py): the household's
-# address and phone in households.sealed, each member's names, date of birth and documents
+# address, phone and bank account (IBAN) in households.sealed, each member's names, date of birth and documents
 # in members.sealed (Latin forms are computed from the names when read). What search and
 # dedup compare is stored as blind indexes. The readers below read sealed rows only: rows
 # written in clear before 0004 are sealed by backfill.py before the service serves
@@ -50,7 +50,10 @@ from .domain import (
 
 
 def sealed_household(key: HouseholdKey, household: Household) -> bytes:
-    return key.seal(HOUSEHOLD_FIELD, {"address": household.address, "phone": household.phone})
+    return key.seal(
+        HOUSEHOLD_FIELD,
+        {"address": household.address, "phone": household.phone, "iban": household.iban},
+    )
 
 
 def sealed_member(key: HouseholdKey, member: Member) -> bytes:
@@ -181,12 +184,25 @@ async def insert_document_index(
     conn: asyncpg.Connection, vault: Vault, documents: Iterable[tuple[UUID, UUID, Document]]
 ) -> None:
     await conn.executemany(
-        "INSERT INTO document_index (member_id, household_id, kind, number_index)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO document_index (member_id, household_id, kind, number_index,"
+        " interagency_index, interagency_key_id) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT DO NOTHING",
         [
-            (member_id, household_id, d.kind.value, document_index(vault, d.number))
+            (member_id, household_id, *document_index_row(vault, d))
             for member_id, household_id, d in documents
         ],
+    )
+
+
+def document_index_row(vault: Vault, document: Document) -> tuple[str, str, str | None, str | None]:
+    """A document as document_index keeps it: kind, blind index of the number, and of its
+    inter-agency hash with the shared key's id (both None while no shared key is set)."""
+    shared = vault.interagency_index(document.number)
+    return (
+        document.kind.value,
+        document_index(vault, document.number),
+        shared,
+        vault.interagency_key_id if shared else None,
     )
 
 
@@ -366,6 +382,7 @@ def _household(row: asyncpg.Record, members: list[Member], personal: dict[str, A
         merged_into=row["merged_into"],
         version=row["version"],
         partner_ref=row["partner_ref"],
+        iban=personal.get("iban"),  # none sealed before issue 24
     )
 
 
@@ -853,6 +870,7 @@ async def household_view(
     (household,) = await _assemble(conn, [row], vault=vault)
     needs = await _current_need_rows(conn, household_id)
     view["address"], view["phone"] = household.address, household.phone
+    view["iban"] = household.iban
     # The head first, then as submitted.
     members = sorted(household.members, key=lambda m: m.relation is not Relation.HEAD)
     view["members"] = [_member_view(m) for m in members]

@@ -30,10 +30,18 @@ class RegistrationSettings(ServiceSettings):
     kek: SecretStr | None = None
     #: The id of a KEK given as bare base64.
     kek_id: str = "kek1"
+    #: The key shared with other agencies to compare lists of assisted people (issue 24,
+    #: interagency.py): base64 of at least 32 random bytes, as the agencies agreed on it.
+    #: AIDMESH_REGISTRATION_INTERAGENCY_KEY or ..._FILE, a secret like the KEK. Unset:
+    #: registration refuses agencies' lists (and keeps no inter-agency hash); set later,
+    #: the start-up step hashes the documents already stored.
+    interagency_key: SecretStr | None = None
 
     def vault(self) -> Vault:
-        """The KEK, or KekError saying what is missing (never what a key is)."""
+        """The KEK (and the inter-agency key, if set), or KekError saying what is missing
+        (InteragencyKeyError what is malformed; never what a key is)."""
         text = self.kek.get_secret_value() if self.kek else None
         if not text:
             raise KekError(MISSING_KEK)
-        return Vault.from_config(text, default_id=self.kek_id)
+        shared = self.interagency_key.get_secret_value() if self.interagency_key else None
+        return Vault.from_config(text, default_id=self.kek_id, interagency_key=shared or None)

@@ -155,7 +155,7 @@ def test_a_prepared_household_has_its_rows_events_and_blocking_keys(tmp_path: Pa
     assert [m[3] for m in chunk.members] == ["head", "child"]
     child = key.open("member", chunk.members[1][7], row=chunk.members[1][0])
     assert (child["given_name"], child["documents"]) == ("Іван", [["id_card", "123456789"]])
-    assert chunk.documents[0][2:] == ("id_card", VAULT.index("document", "123456789"))
+    assert chunk.documents[0][2:] == ("id_card", VAULT.index("document", "123456789"), None, None)
     assert len(chunk.needs) == 1
     assert len(chunk.outbox) == 2  # HouseholdRegistered and NeedAssessed
     blocks = {block for block, _ in chunk.blocking}
