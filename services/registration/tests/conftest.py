@@ -6,6 +6,8 @@ Unit tests use none of these, so they start nothing.
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from typing import Any
@@ -42,10 +44,16 @@ OFFICE = "DRC"
 OFFICER_SCOPES = (REGISTRATION_READ, REGISTRATION_READ_ALL, REGISTRATION_WRITE)
 
 
+#: The key this test session shares with "other agencies" (issue 24): made for it alone.
+INTERAGENCY_KEY = base64.b64encode(os.urandom(32)).decode()
+
+
 @pytest.fixture(scope="module")
 def settings() -> RegistrationSettings:
     # A key-encryption key made for this module's database only (never one in the repo).
-    return isolated_settings(RegistrationSettings, kek=new_kek("test"))
+    return isolated_settings(
+        RegistrationSettings, kek=new_kek("test"), interagency_key=INTERAGENCY_KEY
+    )
 
 
 @pytest.fixture(scope="module")
