@@ -2,7 +2,9 @@
 
 Every path that publishes is driven with distinctive names, phones, documents, birth dates
 and addresses: registration, update, Kobo create and edit, the intake topic, a duplicate
-found and merged, another dismissed, consent recorded and withdrawn. Then every record
+found and merged, another dismissed, consent recorded and withdrawn, a bank account (IBAN)
+given and changed, cash's payments turned into the provider's file (and PayeeWithheld), and
+another agency's hashed list matched (AssistanceOverlapFound). Then every record
 registration published (each outbox row, and the Kafka record of each of those ids: value,
 key and headers) is searched for each of those values, in Cyrillic, in the official Latin
 form, as a matching key, and the phones and documents in their other spellings.
@@ -10,19 +12,32 @@ form, as a matching key, and the phones and documents in their other spellings.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from aidmesh_contracts import IntakeSource, IntakeSubmitted
+from aidmesh_contracts import (
+    IntakeSource,
+    IntakeSubmitted,
+    Money,
+    PaymentCycleApproved,
+    PaymentInstructed,
+    PaymentModality,
+)
+from aidmesh_registration.interagency import keyed_hash
+from aidmesh_registration.settings import RegistrationSettings
 from aidmesh_registration.translit import name_key, to_latin
 from aidmesh_runtime.auth import (
+    REGISTRATION_ASSISTANCE_LISTS,
     REGISTRATION_ERASE,
     REGISTRATION_INTAKE,
+    REGISTRATION_PAYMENT_FILES,
     REGISTRATION_READ,
     REGISTRATION_REVIEW,
     REGISTRATION_WRITE,
@@ -47,6 +62,7 @@ PHONES = ("+380674418326", "+380935527104", "+380661239987")
 PASSPORT, ID_CARD, IDP_CERTIFICATE = "ЕК734618", "904412733", "6312-5518203347"
 BIRTHS = ("1968-02-27", "1971-11-23", "2009-04-16", "2013-12-05")
 ADDRESSES = ("вул. Квітки-Основ'яненка, 118, кв. 63, Харків", "пров. Ґонти, 7, Полтава")
+IBANS = ("UA213223130000026007233566001", "UA553052990000026004040404040")
 
 
 def person(given: str, family: str, born: str, relation: str, **more: Any) -> dict[str, Any]:
@@ -67,6 +83,7 @@ def household(**overrides: Any) -> dict[str, Any]:
         "displacement_status": "idp",
         "address": ADDRESSES[0],
         "phone": PHONES[0],
+        "iban": IBANS[0],
         "members": [
             person(
                 GIVEN[0],
@@ -148,6 +165,9 @@ def spellings() -> set[str]:
     found |= set(BIRTHS) | {"1959-12-05", *(b.replace("-", "") for b in BIRTHS)}
     for address in ADDRESSES:
         found |= {address, "Квітки-Основ'яненка", "Kvitky-Osnovianenka", "Ґонти", "Gonty"}
+    for iban in IBANS:
+        grouped = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+        found |= {iban, iban.lower(), grouped, iban[10:], iban[4:]}
     # Only distinctive strings: a short number could occur by chance in a time or an id.
     return {s for s in found if len(s) >= (7 if s[-1].isdigit() else 5)}
 
@@ -169,7 +189,7 @@ def token(org: str, *scopes: str) -> dict[str, str]:
 
 
 async def drive_every_path(
-    client: AsyncClient, database: asyncpg.Connection, producer: Any
+    client: AsyncClient, database: asyncpg.Connection, producer: Any, shared_key: bytes
 ) -> None:
     iom = token("IOM")
     # Registration, then an update of everything personal and shareable.
@@ -184,6 +204,7 @@ async def drive_every_path(
             json={
                 "address": ADDRESSES[1],
                 "phone": PHONES[2],
+                "iban": IBANS[1],
                 "location": {"adm1_pcode": "UA53"},
                 "members": [
                     {**household()["members"][i], "member_id": members[i]["member_id"]}
@@ -274,12 +295,84 @@ async def drive_every_path(
         event.submission_id,
         what="the partner's intake registered",
     )
+    await pay_and_match(client, database, producer, shared_key, household_id=UUID(first))
+
+
+async def pay_and_match(
+    client: AsyncClient,
+    database: asyncpg.Connection,
+    producer: Any,
+    shared_key: bytes,
+    *,
+    household_id: UUID,
+) -> None:
+    """Cash pays the household by bank transfer and by cash pick-up (it consents to data
+    sharing again since the merge: the provider's files hold its IBAN and passport), and a
+    household registration does not know in each cycle (PayeeWithheld); another agency's
+    list names its passport (AssistanceOverlapFound)."""
+    cash = token("IOM-CASH", REGISTRATION_PAYMENT_FILES)
+    for modality in PaymentModality:
+        cycle_id = uuid4()
+        payments = [
+            PaymentInstructed(
+                payment_id=uuid4(),
+                cycle_id=cycle_id,
+                household_id=paid,
+                amount=Money(amount=Decimal("10800.00")),
+                first_month="2027-01",
+                months=3,
+                fsp="privatbank",
+                modality=modality,
+                instructed_at=datetime.now(UTC),
+            )
+            for paid in (household_id, uuid4())
+        ]
+        approval = PaymentCycleApproved(
+            cycle_id=cycle_id,
+            payments=2,
+            total=Money(amount=Decimal("21600.00")),
+            approved_by="IOM-CASH",
+            approved_at=datetime.now(UTC),
+        )
+        for event in (*payments, approval):
+            await publish(producer, event, source="/aidmesh/cash")
+        await Database(database).eventually(
+            "SELECT 1 FROM payment_instructions i JOIN payment_cycles c USING (cycle_id)"
+            " WHERE cycle_id = $1 HAVING count(*) = 2",
+            cycle_id,
+            what="the cycle's instructions and approval",
+        )
+        response = await client.get(f"/payment-files/{cycle_id}", headers=cash)
+        assert response.status_code == 200, response.text
+        # The file is where the payee's details go, and only there.
+        assert (IBANS[1] if modality is PaymentModality.BANK_TRANSFER else PASSPORT) in (
+            response.text
+        )
+    agency = token("UNHCR", REGISTRATION_ASSISTANCE_LISTS)
+    listed = {
+        "sector": "cash",
+        "first_month": "2027-01",
+        "months": 3,
+        "hashes": [keyed_hash(shared_key, PASSPORT), keyed_hash(shared_key, "ЕК000001")],
+    }
+    matched = await ok(await client.post("/assistance-lists", json=listed, headers=agency))
+    assert matched["matched_households"] >= 1  # the partner's intake has the passport too
+
+
+@pytest.fixture
+def shared_key(settings: RegistrationSettings) -> bytes:
+    assert settings.interagency_key is not None
+    return base64.b64decode(settings.interagency_key.get_secret_value())
 
 
 async def test_no_personal_data_leaves_registration_on_any_topic(
-    registration: AsyncClient, database: asyncpg.Connection, events: EventLog, producer: Any
+    registration: AsyncClient,
+    database: asyncpg.Connection,
+    events: EventLog,
+    producer: Any,
+    shared_key: bytes,
 ) -> None:
-    await drive_every_path(registration, database, producer)
+    await drive_every_path(registration, database, producer, shared_key)
 
     rows = await database.fetch("SELECT event_id, topic, key, headers, payload FROM outbox")
     types = {dict(json.loads(r["headers"]))["ce_type"].split(".")[-2] for r in rows}
@@ -293,6 +386,8 @@ async def test_no_personal_data_leaves_registration_on_any_topic(
         "recorded",
         "withdrawn",
         "erased",
+        "withheld",
+        "found",
     }
     ids = {r["event_id"] for r in rows}
     on_kafka: list[Seen] = await events.wait_for(
@@ -330,3 +425,31 @@ async def test_no_personal_data_leaves_registration_on_any_topic(
     }
     assert len({r.envelope.id for r in on_kafka if r.envelope}) == len(ids)
     assert all(isinstance(i, UUID) for i in ids)
+
+
+async def test_a_bank_account_is_in_no_table_in_clear(
+    registration: AsyncClient, database: asyncpg.Connection
+) -> None:
+    iom = token("IOM")
+    given = household(phone=PHONES[1], members=household()["members"][:1])
+    household_id = (await ok(await registration.post("/households", json=given, headers=iom)))[
+        "household_id"
+    ]
+    await ok(
+        await registration.patch(
+            f"/households/{household_id}", json={"iban": IBANS[1]}, headers=iom
+        )
+    )
+    read = await ok(await registration.get(f"/households/{household_id}"))
+    assert read["iban"] == IBANS[1]  # stored, and read back by the service
+
+    tables = await database.fetch(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+    )
+    for table in (t["table_name"] for t in tables):
+        # Every row as text; a bytea column shows as hex, so look for the hex too.
+        dump = await database.fetchval(f"SELECT string_agg(t::text, E'\\n') FROM \"{table}\" t")
+        for iban in IBANS:
+            for form in (iban, iban[4:], iban.encode().hex()):
+                assert form not in (dump or ""), f"{table} holds an IBAN in clear"
