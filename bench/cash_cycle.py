@@ -158,6 +158,31 @@ def report_csv(payments: list[Any], rng: random.Random) -> tuple[str, Decimal, i
     return "\n".join(lines) + "\n", paid_total, failed
 
 
+class LoopWatch:
+    """The longest the event loop went without running a 10 ms ticker: how long the
+    service could answer nothing (no HTTP, no consumer heartbeat, no relay)."""
+
+    def __init__(self) -> None:
+        self.longest_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            self.longest_s = max(self.longest_s, now - last - 0.01)
+            last = now
+
+    def __enter__(self) -> LoopWatch:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
 async def run(env: Any) -> dict[str, Any]:
     n = env.setting("cash_households", 100_000)
     settings = isolated_settings(CashSettings, log_level="WARNING")
@@ -175,6 +200,8 @@ async def run(env: Any) -> dict[str, Any]:
         print(f"  seeded {n:,} households in {seeded_s:.1f} s", flush=True)
         budget = (cost * Decimal("0.95")).quantize(Decimal("0.01"))
 
+        watch = LoopWatch()
+        watch.__enter__()
         t0 = time.perf_counter()
         opened = await cash.post(
             "/cycles",
@@ -220,12 +247,15 @@ async def run(env: Any) -> dict[str, Any]:
         print(f"  reconciled in {t_reconciled - t_report:.1f} s", flush=True)
         t_all_published = await drained(conn)
         print(f"  published in {t_all_published - t_reconciled:.1f} s", flush=True)
+        watch.__exit__()
+        print(f"  longest event-loop stall: {watch.longest_s:.2f} s", flush=True)
         events = await conn.fetchval("SELECT count(*) FROM outbox")
 
     approve_to_reconciled = (t_approved - t_open) + (t_reconciled - t_report)
     summary = {
         "payments": payments_n,
         "approval_to_reconciled_s": round(approve_to_reconciled, 1),
+        "longest_loop_stall_s": round(watch.longest_s, 2),
         "with_publishing_s": round(
             (t_instructed_published - t_open) + (t_all_published - t_report), 1
         ),
@@ -243,6 +273,7 @@ async def run(env: Any) -> dict[str, Any]:
         {"figure": "reconcile the provider's report", "value": f"{t_reconciled - t_report:.1f} s"},
         {"figure": "relay: outcomes on Kafka", "value": f"{t_all_published - t_reconciled:.1f} s"},
         {"figure": "approval to reconciled report", "value": f"{approve_to_reconciled:.1f} s"},
+        {"figure": "longest event-loop stall in those steps", "value": f"{watch.longest_s:.2f} s"},
     ]
     return {
         "summary": summary,

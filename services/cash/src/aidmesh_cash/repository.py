@@ -323,10 +323,18 @@ async def payments_for_report(conn: Connection, payment_ids: Sequence[UUID]) -> 
 async def settle(conn: Connection, report_id: UUID, outcomes: Sequence[tuple[Any, ...]]) -> None:
     """Record each payment's outcome (`payment_id, status, reason, paid_at`); a payment
     not paid gives its months back."""
-    await conn.executemany(
-        "UPDATE payments SET status = $2, reason = $3, paid_at = $4, report_id = $5"
-        " WHERE payment_id = $1",
-        [(*outcome, report_id) for outcome in outcomes],
+    ids, statuses, reasons, paid_at = zip(*outcomes, strict=True) if outcomes else ([],) * 4
+    await conn.execute(
+        """UPDATE payments p SET status = o.status, reason = o.reason, paid_at = o.paid_at,
+                  report_id = $5
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+                AS o (payment_id, status, reason, paid_at)
+           WHERE p.payment_id = o.payment_id""",
+        list(ids),
+        list(statuses),
+        list(reasons),
+        list(paid_at),
+        report_id,
     )
     await conn.execute(
         "DELETE FROM household_months WHERE payment_id = ANY($1::uuid[])",

@@ -7,6 +7,7 @@ runs from registration to the money received.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from aidmesh_contracts import (
 from aidmesh_contracts.base import Event
 from aidmesh_runtime import rules as refusals
 from aidmesh_runtime.projections.households import HouseholdFacts
-from aidmesh_runtime.transaction import Tx
+from aidmesh_runtime.transaction import Tx, in_turns
 
 from . import domain, repository
 from .domain import MPCA, CashRefused, CashRules, WrongState
@@ -202,7 +203,11 @@ async def open_cycle(
     candidates = await repository.candidates(
         tx.conn, adm1_pcodes=sorted(request.adm1_pcodes), first_month=first, last_month=last
     )
-    lines = domain.propose(candidates, months=request.months, budget=request.budget)
+    # Pure and long for a large cycle: in a thread, the event loop keeps its turns (the
+    # interpreter switches threads every few ms).
+    lines = await asyncio.to_thread(
+        domain.propose, candidates, months=request.months, budget=request.budget
+    )
     await repository.insert_lines(tx.conn, cycle_id, lines)
     log.info("cash_cycle_opened", cycle_id=str(cycle_id), candidates=len(lines))
     return cycle_id
@@ -224,7 +229,7 @@ async def approve_cycle(tx: Tx, cycle_id: UUID, *, approver: str, approver_org: 
     )
     now = tx.now()
     instructions: list[tuple[PaymentInstructed, Envelope]] = []
-    for line in await repository.proposed_with_causes(tx.conn, cycle_id):
+    async for line in in_turns(await repository.proposed_with_causes(tx.conn, cycle_id)):
         instructions.append(
             (
                 PaymentInstructed(
@@ -251,21 +256,21 @@ async def approve_cycle(tx: Tx, cycle_id: UUID, *, approver: str, approver_org: 
     )
     opened = Envelope.model_validate_json(cycle["opened_envelope"])
     envelopes = await tx.publish_many([(approved, opened), *instructions])
-    await repository.insert_payments(
-        tx.conn,
-        [
-            (
-                instructed.payment_id,
-                cycle_id,
-                instructed.household_id,
-                instructed.amount.amount,
-                first,
-                months,
-                envelope.model_dump_json(),
-            )
-            for (instructed, _), envelope in zip(instructions, envelopes[1:], strict=True)
-        ],
-    )
+    payments = [
+        (
+            instructed.payment_id,
+            cycle_id,
+            instructed.household_id,
+            instructed.amount.amount,
+            first,
+            months,
+            envelope.model_dump_json(),
+        )
+        async for (instructed, _), envelope in in_turns(
+            zip(instructions, envelopes[1:], strict=True)
+        )
+    ]
+    await repository.insert_payments(tx.conn, payments)
     await repository.mark_approved(
         tx.conn,
         cycle_id,
@@ -311,12 +316,9 @@ async def import_report(
             f"cycle {cycle_id} is {cycle['status']}: only an approved cycle has payments",
             code="not_approved",
         )
-    rows, unreadable = domain.parse_report(text)
-    reconciled = domain.reconcile(
-        rows,
-        unreadable,
-        instructed=await repository.instructed(tx.conn, cycle_id),
-        control_total=control_total,
+    instructed = await repository.instructed(tx.conn, cycle_id)
+    reconciled = await asyncio.to_thread(  # pure and long, as the proposal
+        _reconciled, text, instructed=instructed, control_total=control_total
     )
     report_id = tx.new_id()
     now = tx.now()
@@ -324,7 +326,7 @@ async def import_report(
     settled = await repository.payments_for_report(tx.conn, list(by_id))
     outcomes: list[tuple[Any, ...]] = []
     first_events: list[tuple[Event, Envelope | None]] = []
-    for payment in settled:
+    async for payment in in_turns(settled):
         row = by_id[payment["payment_id"]]
         cause = Envelope.model_validate_json(payment["instructed_envelope"])
         event: Event
@@ -352,12 +354,11 @@ async def import_report(
         first_events.append((event, cause))
         outcomes.append((row.payment_id, row.status, row.reason, row.paid_at))
     envelopes = await tx.publish_many(first_events)
-    delivered: list[tuple[Event, Envelope | None]] = [
+    await tx.publish_many(
         (_delivered(event, payment, partner_org=cycle["opened_by_org"]), envelope)
         for (event, _), envelope, payment in zip(first_events, envelopes, settled, strict=True)
         if isinstance(event, PaymentConfirmed)
-    ]
-    await tx.publish_many(delivered)
+    )
     await repository.settle(tx.conn, report_id, outcomes)
     result = _result(report_id, cycle_id, now, reconciled)
     await repository.insert_report(
@@ -377,6 +378,13 @@ async def import_report(
         refused=len(reconciled.refused),
     )
     return result
+
+
+def _reconciled(
+    text: str, *, instructed: dict[UUID, domain.Instructed], control_total: Decimal
+) -> domain.Reconciliation:
+    rows, unreadable = domain.parse_report(text)
+    return domain.reconcile(rows, unreadable, instructed=instructed, control_total=control_total)
 
 
 def _delivered(
