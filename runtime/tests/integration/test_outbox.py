@@ -3,6 +3,7 @@ order per key, with CloudEvents headers; rolled-back ones never do."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from uuid import uuid4
@@ -12,6 +13,7 @@ import pytest
 from aidmesh_contracts import AssistanceDelivered, Envelope, decode
 from aidmesh_contracts.topics import ASSISTANCE_DELIVERED
 from aidmesh_runtime.outbox import Outbox, OutboxRelay
+from aidmesh_runtime.transaction import Tx, in_turns
 from aiokafka import ConsumerRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("relay")]
@@ -135,3 +137,43 @@ async def test_a_published_row_is_marked_sent_and_leaves_the_backlog(
 
     await eventually(marked_sent, what="the outbox row to be marked sent")
     assert relay.published >= 1
+
+
+async def test_many_events_published_at_once_go_out_in_order_each_caused_by_its_cause(
+    pool: asyncpg.Pool, outbox: Outbox, delivery: MakeDelivery, read_from_now: Callable
+) -> None:
+    reader = await read_from_now(ASSISTANCE_DELIVERED)
+    household_id = uuid4()
+    cause = outbox.prepare(delivery(household_id))[0]
+    n = 5001  # over one COPY's rows: two chunks, in order
+
+    async with pool.acquire() as conn, conn.transaction():
+        envelopes = await Tx(conn, outbox).publish_many(
+            (delivery(household_id), cause if i % 2 else None) for i in range(n)
+        )
+
+    published = await reader.wait_for(
+        f"{n} deliveries",
+        select=lambda r: r.key == str(household_id).encode(),
+        count=n,
+        timeout_s=60,
+    )
+    assert [ce_id(r) for r in published] == [str(e.id) for e in envelopes]
+    assert {e.causationid for e in envelopes[1::2]} == {cause.id}
+    assert {e.correlationid for e in envelopes[1::2]} == {cause.correlationid}
+    assert all(e.causationid is None for e in envelopes[::2])
+
+
+async def test_a_long_loop_taking_turns_lets_other_tasks_run() -> None:
+    ran: list[int] = []
+
+    async def other() -> None:
+        ran.append(len(seen))
+
+    seen: list[int] = []
+    task = asyncio.get_running_loop().create_task(other())
+    async for item in in_turns(range(1200), every=500):
+        seen.append(item)
+
+    assert seen == list(range(1200))
+    assert task.done() and ran == [500]  # it ran at the loop's first turn, after 500 items
