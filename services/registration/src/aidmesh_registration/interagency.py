@@ -1,4 +1,4 @@
-"""Other agencies' lists of assisted people, as keyed hashes of document numbers (issue 24).
+r"""Other agencies' lists of assisted people, as keyed hashes of document numbers (issue 24).
 
 Agencies that agree to compare their caseloads share a secret key (the inter-agency key,
 32 random bytes or more, base64). Each sends the list of the people it assists in a period
@@ -11,10 +11,11 @@ decrypting its registry.
 The normalisation, as an agency runs it (README, "Other agencies' lists"):
 
     import base64, hashlib, hmac, re
-    key = base64.b64decode(open("interagency.key").read())
-    LOOKALIKES = str.maketrans("ABCEHIKMOPTX", "АВСЕНІКМОРТХ")  # Latin → Cyrillic
-    def normalise(number): return re.sub(r"[\\s\\-.]", "", number).upper().translate(LOOKALIKES)
-    def hashed(number): return hmac.new(key, normalise(number).encode(), hashlib.sha256).hexdigest()
+
+    key = base64.b64decode(open("interagency.key").read())  # the key the agencies share
+    lookalikes = str.maketrans("ABCEHIKMOPTX", "АВСЕНІКМОРТХ")  # Latin look-alikes → Cyrillic
+    normal = [re.sub(r"[\s\-.]", "", n).upper().translate(lookalikes) for n in numbers]
+    hashes = [hmac.new(key, n.encode(), hashlib.sha256).hexdigest() for n in normal]
 
 Pure: no I/O.
 """
