@@ -61,6 +61,7 @@ def personal_values(household: dict[str, Any]) -> set[str]:
         phone.removeprefix("+"),
         "0" + phone.removeprefix("+380"),
         passport,
+        *((household["iban"], household["iban"][4:]) if "iban" in household else ()),
     }
 
 
@@ -72,8 +73,9 @@ async def test_registering_refusing_and_failing_leave_no_personal_data_in_the_lo
     kobo: Callable[..., dict[str, Any]],
     office: dict[str, str],
 ) -> None:
-    household = body(partner_org="IOM")  # the token's organisation (calls are attributed)
-    secrets = personal_values(household)
+    # The token's organisation (calls are attributed); with a bank account (issue 24).
+    household = body(partner_org="IOM", iban="UA213223130000026007233566001")
+    secrets = personal_values(household) | {"UA213223130000026007233566002"}
     head = household["members"][0]
     passport = head["documents"][0]["number"]
 
@@ -89,9 +91,11 @@ async def test_registering_refusing_and_failing_leave_no_personal_data_in_the_lo
             await registration.get("/households", params=query, headers=office)
         ).status_code == 200
 
-    # Refused (422): the same person with an impossible birth date and a broken phone.
+    # Refused (422): the same person with an impossible birth date, a broken phone and a
+    # mistyped IBAN.
     broken = household | {
         "phone": household["phone"] + "99",
+        "iban": "UA213223130000026007233566002",
         "members": [head | {"date_of_birth": "1981-02-30"}],
     }
     refused = await registration.post("/households", json=broken, headers=office)
