@@ -145,6 +145,7 @@ def demo(
     registration_url: str = typer.Option("http://127.0.0.1:8101", help="Registration API."),
     shelter_url: str = typer.Option("http://127.0.0.1:8102", help="Shelter API."),
     health_url: str = typer.Option("http://127.0.0.1:8103", help="Health API."),
+    cash_url: str = typer.Option("http://127.0.0.1:8106", help="Cash API."),
     kafka: str = typer.Option(
         "127.0.0.1:9092", envvar="AIDMESH_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers."
     ),
@@ -171,6 +172,7 @@ def demo(
         registration_url=registration_url.rstrip("/"),
         shelter_url=shelter_url.rstrip("/"),
         health_url=health_url.rstrip("/"),
+        cash_url=cash_url.rstrip("/"),
         kafka=kafka,
         timeout_s=timeout,
         today=date.today(),

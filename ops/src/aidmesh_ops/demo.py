@@ -51,6 +51,7 @@ from rich.progress import (
 )
 
 from . import tokens
+from .demo_cash import CashAct, CashTokens
 from .demo_data import (
     PARTNERS,
     DemoHousehold,
@@ -100,6 +101,7 @@ class DemoOptions:
     timeout_s: float
     today: date
     health_url: str = "http://127.0.0.1:8103"
+    cash_url: str = "http://127.0.0.1:8106"
     #: The issuer's key the demo signs its tokens with (default: the local one).
     signing_key_file: Path | None = None
 
@@ -207,8 +209,29 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         second_kit=outcome.coordinator.duplicate if outcome.coordinator else None,
     )
     problems = outcome.problems(tracker, options)
+    if outcome.unreachable is None:
+        problems += await _cash_act(options, console)
     render_outcome(console, problems, flows=len(households))
     return 0 if not problems else 1
+
+
+async def _cash_act(options: DemoOptions, console: Console) -> list[str]:
+    """Multi-purpose cash, after the households' flows (demo_cash.py)."""
+    try:
+        people = CashTokens.issue(options.signing_key_file)
+    except tokens.TokenError as exc:
+        return [f"cash act: cannot sign its tokens: {exc}"]
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        act = CashAct(
+            http,
+            registration_url=options.registration_url,
+            cash_url=options.cash_url,
+            people=people,
+            console=console,
+            seed=options.seed,
+            today=options.today,
+        )
+        return await act.run()
 
 
 # ---- the run ---------------------------------------------------------------------------
