@@ -34,7 +34,7 @@ running() { pid_alive "$(pid_of "$1")" "aidmesh_$1"; }
 # generates it once into var/secrets/FILE_NAME (git-ignored, mode 600), never into the repo.
 #   protection's data key (narratives), registration's key-encryption key (ADR 0010: keep
 #   it, households registered under a lost KEK can never be read again), health's clinical
-#   key (clinical notes).
+#   key (clinical notes), registration's inter-agency key (cash: other agencies' lists).
 use_local_key() {
   local setting=$1 name=$2 what=$3 dir=$AIDMESH_STATE_ROOT/secrets file value_var file_var
   shift 3
@@ -78,7 +78,10 @@ start_one() {
     protection)   use_local_key PROTECTION_DATA_KEY protection-data-key "data key" \
                     -m aidmesh_protection new-key local1 ;;
     registration) use_local_key REGISTRATION_KEK registration-kek "key-encryption key" \
-                    -m aidmesh_registration new-kek local1 ;;
+                    -m aidmesh_registration new-kek local1
+                  # the key agencies share to compare caseloads (POST /assistance-lists)
+                  use_local_key REGISTRATION_INTERAGENCY_KEY registration-interagency-key \
+                    "inter-agency key" -m aidmesh_registration new-interagency-key ;;
     health)       use_local_key HEALTH_CLINICAL_KEY health-clinical-key "clinical key" \
                     -m aidmesh_health new-key ;;
   esac
