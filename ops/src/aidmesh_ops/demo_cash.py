@@ -181,22 +181,7 @@ class CashAct:
         self.console.print(table)
 
     async def _open_cycle(self) -> str:
-        lines = await self._expect(
-            201,
-            self.http.post(
-                f"{self.cash_url}/cycles",
-                headers=self.people.officer,
-                json={
-                    "adm1_pcodes": [OBLAST],
-                    "first_month": self.first_month,
-                    "months": 2,
-                    "budget_uah": "90000.00",
-                    "fsp": "privatbank",
-                    "modality": "bank_transfer",
-                },
-            ),
-            "cash: opening a payment cycle",
-        )
+        lines = await self._cycle(months=2, budget="90000.00", what="opening a payment cycle")
         entitled = Decimal(lines["proposed"]["total_uah"])
         self.say(
             f"  the officer opens a cycle for {self.first_month} + 1 month, budget 90,000 UAH: "
@@ -295,22 +280,7 @@ class CashAct:
             )
 
     async def _second_cycle(self, households: dict[str, DemoHousehold]) -> None:
-        second = await self._expect(
-            201,
-            self.http.post(
-                f"{self.cash_url}/cycles",
-                headers=self.people.officer,
-                json={
-                    "adm1_pcodes": [OBLAST],
-                    "first_month": self.first_month,
-                    "months": 1,
-                    "budget_uah": "150000.00",
-                    "fsp": "privatbank",
-                    "modality": "bank_transfer",
-                },
-            ),
-            "cash: opening a second cycle",
-        )
+        second = await self._cycle(months=1, budget="150000.00", what="opening a second cycle")
         lines = await self._expect(
             200,
             self.http.get(
@@ -333,6 +303,22 @@ class CashAct:
         )
 
     # -- HTTP --
+
+    async def _cycle(self, *, months: int, budget: str, what: str) -> dict[str, Any]:
+        """The officer opens a bank-transfer cycle in the act's oblast from next month."""
+        body = {
+            "adm1_pcodes": [OBLAST],
+            "first_month": self.first_month,
+            "months": months,
+            "budget_uah": budget,
+            "fsp": "privatbank",
+            "modality": "bank_transfer",
+        }
+        return await self._expect(
+            201,
+            self.http.post(f"{self.cash_url}/cycles", headers=self.people.officer, json=body),
+            f"cash: {what}",
+        )
 
     async def _expect(
         self, status: int, call: Awaitable[httpx.Response], what: str

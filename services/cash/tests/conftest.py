@@ -25,6 +25,7 @@ from aidmesh_contracts import (
     HouseholdRegistered,
     Location,
     NeedAssessed,
+    PaymentInstructed,
     Sector,
 )
 from aidmesh_runtime.auth import CASH_APPROVE, CASH_READ, CASH_WRITE
@@ -183,6 +184,15 @@ class Flows:
 
     async def published(self, model: type[Event]) -> list[tuple[Envelope, Any]]:
         return await self.database.outbox(model)
+
+    async def payment_of(self, household_id: UUID) -> PaymentInstructed:
+        """The one payment cash instructed for the household."""
+        [payment] = [
+            event
+            for _, event in await self.published(PaymentInstructed)
+            if event.household_id == household_id
+        ]
+        return payment  # type: ignore[no-any-return]
 
 
 @pytest.fixture

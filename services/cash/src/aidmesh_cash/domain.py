@@ -20,6 +20,7 @@ from uuid import UUID
 
 from aidmesh_contracts import NextStep, PaymentOutcome
 from aidmesh_runtime import rules as refusals
+from aidmesh_runtime.priority import HouseholdPoints
 
 CENT = Decimal("0.01")
 #: The rule set an explanation names; a new version when the rules change meaning.
@@ -39,31 +40,8 @@ class SamePerson(refusals.Forbidden):
     """A cycle is approved by a second person, never by the one who opened it (HTTP 403)."""
 
 
-@dataclass(frozen=True)
-class PriorityWeights:
-    """Points that move a household up a cycle's list; more points, paid first."""
-
-    per_severity: int = 10
-    vulnerability: Mapping[str, int] = field(
-        default_factory=lambda: MappingProxyType(
-            {
-                "unaccompanied_minor": 15,
-                "child_headed": 15,
-                "disability": 10,
-                "elderly_headed": 10,
-                "chronic_illness": 8,
-                "pregnant_or_lactating": 8,
-                "female_headed": 6,
-                "large_family": 6,
-            }
-        )
-    )
-    #: Vulnerability points count up to two levels of severity: flags order households of
-    #: similar need, never above a far more severe one.
-    vulnerability_max: int = 20
-    per_extra_member: int = 2
-    size_free: int = 3
-    size_max: int = 10
+#: Points that move a household up a cycle's list (the runtime's, as every sector ranks).
+PriorityWeights = HouseholdPoints
 
 
 @dataclass(frozen=True)
@@ -152,7 +130,9 @@ def entitlement(
     eligible = not reasons
     members_paid = min(household.size, rules.household_size_cap)
     monthly = (rules.transfer_value * members_paid).quantize(CENT) if eligible else Decimal(0)
-    points = priority_points(severity, household, rules.priority)
+    points = rules.priority.points(
+        severity=severity, vulnerabilities=household.vulnerabilities, size=household.size
+    )
     explanation = {
         "rule": ENTITLEMENT_RULE,
         "inputs": {
@@ -182,25 +162,6 @@ def entitlement(
     )
 
 
-def priority_points(
-    severity: int, household: Household, weights: PriorityWeights
-) -> dict[str, int]:
-    vulnerability = min(
-        sum(weights.vulnerability.get(flag, 0) for flag in household.vulnerabilities),
-        weights.vulnerability_max,
-    )
-    size = min(
-        max(household.size - weights.size_free, 0) * weights.per_extra_member, weights.size_max
-    )
-    by_severity = severity * weights.per_severity
-    return {
-        "severity": by_severity,
-        "vulnerability": vulnerability,
-        "size": size,
-        "total": by_severity + vulnerability + size,
-    }
-
-
 # ---- the list a cycle proposes --------------------------------------------------------------
 
 
@@ -225,6 +186,8 @@ FLAGS: Mapping[str, str] = MappingProxyType(
     {
         "shelter_rental_assistance_same_months": "shelter's rental assistance covers a month "
         "of the cycle",
+        "unclaimed_before_by_this_modality": "a payment by this modality went unclaimed: "
+        "switch the household to another modality (a cycle of its own)",
     }
 )
 

@@ -90,7 +90,12 @@ async def entitlement_of(conn: Connection, household_id: UUID) -> dict[str, Any]
 
 
 async def candidates(
-    conn: Connection, *, adm1_pcodes: Sequence[str], first_month: int, last_month: int
+    conn: Connection,
+    *,
+    adm1_pcodes: Sequence[str],
+    first_month: int,
+    last_month: int,
+    modality: str,
 ) -> list[Candidate]:
     """Every eligible household of the oblasts (a merged household counts as the one that
     stays, with the latest assessed entitlement among them), with what holds it back."""
@@ -114,12 +119,16 @@ async def candidates(
                   (SELECT min(o.agency) FROM agency_overlaps o
                    JOIN household_projection oh ON oh.household_id = o.household_id
                    WHERE coalesce(oh.merged_into, oh.household_id) = e.household_id
-                     AND o.first_month <= $3 AND o.last_month >= $2) AS other_agency
+                     AND o.first_month <= $3 AND o.last_month >= $2) AS other_agency,
+                  EXISTS (SELECT 1 FROM payments p JOIN cycles c USING (cycle_id)
+                          WHERE p.household_id = e.household_id AND p.status = 'unclaimed'
+                            AND c.modality = $4) AS unclaimed_before
            FROM effective e JOIN household_projection h USING (household_id)
            WHERE h.adm1_pcode = ANY($1::text[])""",
         list(adm1_pcodes),
         first_month,
         last_month,
+        modality,
     )
     found = []
     for row in rows:
@@ -130,7 +139,14 @@ async def candidates(
             hold = "assisted_by_another_agency"
         elif not row["shares"]:
             hold = "no_data_sharing_consent"
-        flags = ("shelter_rental_assistance_same_months",) if row["rental"] else ()
+        flags = tuple(
+            flag
+            for flag, raised in (
+                ("shelter_rental_assistance_same_months", row["rental"]),
+                ("unclaimed_before_by_this_modality", row["unclaimed_before"]),
+            )
+            if raised
+        )
         found.append(
             Candidate(
                 household_id=row["household_id"],

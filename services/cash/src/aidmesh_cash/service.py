@@ -201,7 +201,11 @@ async def open_cycle(
         opened_envelope=envelope.model_dump_json(),
     )
     candidates = await repository.candidates(
-        tx.conn, adm1_pcodes=sorted(request.adm1_pcodes), first_month=first, last_month=last
+        tx.conn,
+        adm1_pcodes=sorted(request.adm1_pcodes),
+        first_month=first,
+        last_month=last,
+        modality=request.modality.value,
     )
     # Pure and long for a large cycle: in a thread, the event loop keeps its turns (the
     # interpreter switches threads every few ms).

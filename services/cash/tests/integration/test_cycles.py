@@ -286,11 +286,7 @@ async def test_a_report_confirms_paid_payments_fails_others_and_refuses_unknown_
 async def test_a_report_whose_rows_miss_its_control_total_changes_nothing(flows) -> None:
     household_id = await flows.entitled_household("UA26")
     cycle = await flows.approved_cycle("UA26", first_month="2027-02", months=1)
-    [payment] = [
-        event
-        for _, event in await flows.published(PaymentInstructed)
-        if event.household_id == household_id
-    ]
+    payment = await flows.payment_of(household_id)
 
     response = await flows.report(
         cycle["cycle_id"],
@@ -351,11 +347,7 @@ async def test_another_agency_s_cash_for_the_same_months_holds_the_household(flo
 async def test_a_payee_registration_withholds_is_not_paid_and_its_months_are_free(flows) -> None:
     household_id = await flows.entitled_household("UA44")
     cycle = await flows.approved_cycle("UA44", first_month="2027-02", months=1)
-    [payment] = [
-        event
-        for _, event in await flows.published(PaymentInstructed)
-        if event.household_id == household_id
-    ]
+    payment = await flows.payment_of(household_id)
 
     withheld = PayeeWithheld(
         payment_id=payment.payment_id,
@@ -377,3 +369,32 @@ async def test_a_payee_registration_withholds_is_not_paid_and_its_months_are_fre
     retry = (await flows.open_cycle("UA44", first_month="2027-02", months=1)).json()
     [again] = await flows.lines(retry["cycle_id"])
     assert again["status"] == "proposed"
+
+
+async def test_an_unclaimed_payment_is_offered_again_flagged_to_switch_modality(flows) -> None:
+    household_id = await flows.entitled_household("UA46")
+    cycle = await flows.approved_cycle("UA46", first_month="2027-02", months=1)
+    payment = await flows.payment_of(household_id)
+
+    reported = await flows.report(
+        cycle["cycle_id"], [f"{payment.payment_id},unclaimed,0,,"], control_total=Decimal(0)
+    )
+
+    assert (reported.status_code, reported.json()["unclaimed"]) == (201, 1), reported.text
+    [(_, unclaimed)] = [
+        (e, ev)
+        for e, ev in await flows.published(PaymentFailed)
+        if ev.payment_id == payment.payment_id
+    ]
+    assert (unclaimed.outcome, unclaimed.next_step) == ("unclaimed", "switch_modality")
+    same = (await flows.open_cycle("UA46", first_month="2027-02", months=1)).json()
+    other = (
+        await flows.open_cycle("UA46", first_month="2027-02", months=1, modality="cash_pickup")
+    ).json()
+    [again] = await flows.lines(same["cycle_id"])
+    [switched] = await flows.lines(other["cycle_id"])
+    assert (again["status"], list(again["flags"])) == (
+        "proposed",
+        ["unclaimed_before_by_this_modality"],
+    )
+    assert (switched["status"], switched["flags"]) == ("proposed", {})

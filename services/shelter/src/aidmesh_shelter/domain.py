@@ -50,6 +50,7 @@ from aidmesh_contracts.events.referral import (
     Urgency,
 )
 from aidmesh_contracts.events.registration import ConsentPurpose
+from aidmesh_runtime.priority import HouseholdPoints
 from aidmesh_runtime.rules import Conflict, RuleRefused
 
 CENT = Decimal("0.01")
@@ -84,10 +85,10 @@ class DuplicateAssistance(ShelterRuleError):
 
 
 @dataclass(frozen=True)
-class PriorityWeights:
-    """Points that move a household up the queue; more points, served earlier."""
+class PriorityWeights(HouseholdPoints):
+    """Points that move a household up the queue (the runtime's household points), and
+    the damage to its home."""
 
-    per_severity: int = 10
     damage: Mapping[DamageLevel, int] = field(
         default_factory=lambda: MappingProxyType(
             {
@@ -98,27 +99,6 @@ class PriorityWeights:
             }
         )
     )
-    vulnerability: Mapping[str, int] = field(
-        default_factory=lambda: MappingProxyType(
-            {
-                "unaccompanied_minor": 15,
-                "child_headed": 15,
-                "disability": 10,
-                "elderly_headed": 10,
-                "chronic_illness": 8,
-                "pregnant_or_lactating": 8,
-                "female_headed": 6,
-                "large_family": 6,
-            }
-        )
-    )
-    #: Vulnerability points count up to two levels of severity: flags move a household up
-    #: among similar needs, never above a far more severe one.
-    vulnerability_max: int = 20
-    #: Members beyond this many each add `per_extra_member`, up to `size_max` points.
-    size_free: int = 3
-    per_extra_member: int = 2
-    size_max: int = 10
 
 
 def _default_caps() -> Mapping[RepairCategory, Decimal]:
@@ -209,16 +189,8 @@ def priority(
     weights: PriorityWeights,
 ) -> int:
     """1 (served first) to 100: severity, damage, vulnerability flags and household size."""
-    vulnerability = min(
-        weights.vulnerability_max, sum(weights.vulnerability.get(v, 0) for v in vulnerabilities)
-    )
-    extra_members = max(0, size - weights.size_free)
-    points = (
-        severity * weights.per_severity
-        + weights.damage.get(damage_level, 0)
-        + vulnerability
-        + min(weights.size_max, extra_members * weights.per_extra_member)
-    )
+    household = weights.points(severity=severity, vulnerabilities=vulnerabilities, size=size)
+    points = household["total"] + weights.damage.get(damage_level, 0)
     return max(1, min(100, 100 - points))
 
 
