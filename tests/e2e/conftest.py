@@ -6,6 +6,8 @@ Each run gets its own databases, consumer groups and ports, so it can run next t
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,8 @@ class Platform:
     logs: Path
     #: The issuer's key of this run: the services hold only its public half.
     signing_key: Path
+    #: The key registration shares with "other agencies" in this run (base64).
+    interagency_key: str
 
     def url(self, service: str) -> str:
         return self.urls[service]
@@ -54,6 +58,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
     run_id = uuid4().hex[:8]
     # A token key pair made for this run only (aidmesh token keygen does the same).
     keys = tokens.keygen(tmp_path_factory.mktemp("auth"), f"e2e-{run_id}")
+    interagency_key = base64.b64encode(os.urandom(32)).decode()
     async with running_services(
         name="e2e",
         ports=SERVICES,
@@ -61,6 +66,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         public_keys=keys.public_key,
         cwd=REPO,
         run_id=run_id,
+        settings={"AIDMESH_REGISTRATION_INTERAGENCY_KEY": interagency_key},
     ) as services:
         yield Platform(
             run_id=services.run_id,
@@ -68,6 +74,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
             databases=services.databases,
             logs=services.logs,
             signing_key=keys.private_key,
+            interagency_key=interagency_key,
         )
 
 

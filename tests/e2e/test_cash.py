@@ -7,19 +7,25 @@ provider's report into AssistanceDelivered in each household's own flow."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
+import hashlib
+import hmac
 import io
 import json
+import re
 import time
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import httpx
 import pytest
 from aidmesh_runtime.auth import (
     CASH_APPROVE,
     CASH_READ,
     CASH_WRITE,
+    REGISTRATION_ASSISTANCE_LISTS,
     REGISTRATION_PAYMENT_FILES,
 )
 from aidmesh_runtime.testing import EventLog
@@ -27,6 +33,7 @@ from aidmesh_runtime.testing import EventLog
 pytestmark = pytest.mark.e2e
 
 OBLAST = "UA71"  # Cherkasy: no other end-to-end test pays there
+ELSEWHERE = "UA74"  # Chernihiv: for the other agency's list
 DELIVERED = "org.aidmesh.assistance.assistance.delivered.v1"
 WITHHELD = "org.aidmesh.registration.payee.withheld.v1"
 WAIT_S = 90.0
@@ -209,3 +216,63 @@ async def test_cash_pays_households_with_their_personal_data_only_in_the_provide
             for secret in (name, name.split()[-1], document, phone, phone[-9:], account):
                 if secret:
                     assert secret not in wire, f"{record.envelope.type} leaks {secret!r}"
+
+
+async def test_another_agency_s_hashed_list_holds_the_household_it_names(
+    platform: Any, http: httpx.AsyncClient
+) -> None:
+    registration, cash = platform.url("registration"), platform.url("cash")
+    officer = platform.token(CASH_READ, CASH_WRITE, sub="user:e2e-cash-officer")
+    agency = platform.token(REGISTRATION_ASSISTANCE_LISTS, org="UNHCR", sub="partner:unhcr")
+    document = f"ЕТ{uuid4().int % 10**6:06d}"
+    body = household("Олена Миколаївна Бойко", document, "+380671110004")
+    body["location"] = {"adm1_pcode": ELSEWHERE}
+    response = await http.post(registration + "/households", json=body)
+    assert response.status_code == 201, response.text
+    household_id = response.json()["household_id"]
+    await eventually(
+        lambda: http.get(f"{cash}/households/{household_id}/entitlement", headers=officer),
+        what="cash's entitlement",
+    )
+
+    # What the agency runs (registration's README): its own spelling of the number.
+    key = base64.b64decode(platform.interagency_key)
+    lookalikes = str.maketrans("ABCEHIKMOPTX", "АВСЕНІКМОРТХ")
+    spelled = "et " + document[2:5] + "-" + document[5:]
+    normal = re.sub(r"[\s\-.]", "", spelled).upper().translate(lookalikes)
+    hashes = [hmac.new(key, normal.encode(), hashlib.sha256).hexdigest(), "ab" * 32]
+    listed = await http.post(
+        registration + "/assistance-lists",
+        headers=agency,
+        json={"sector": "cash", "first_month": "2027-03", "months": 2, "hashes": hashes},
+    )
+    assert listed.status_code in (200, 201), listed.text
+    assert listed.json()["matched_households"] == 1
+
+    conn = await asyncpg.connect(platform.dsn("cash"))
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not await conn.fetchval(
+            "SELECT 1 FROM agency_overlaps WHERE household_id = $1", UUID(household_id)
+        ):
+            assert time.monotonic() < deadline, "cash never heard of the overlap"
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    opened = await http.post(
+        cash + "/cycles",
+        headers=officer,
+        json={
+            "adm1_pcodes": [ELSEWHERE],
+            "first_month": "2027-02",
+            "months": 2,
+            "budget_uah": "1000000.00",
+            "fsp": "ukrposhta",
+            "modality": "cash_pickup",
+        },
+    )
+    lines = (
+        await http.get(f"{cash}/cycles/{opened.json()['cycle_id']}/lines", headers=officer)
+    ).json()
+    [line] = [line for line in lines if line["household_id"] == household_id]
+    assert (line["status"], line["reason"]) == ("held", "assisted_by_another_agency")
