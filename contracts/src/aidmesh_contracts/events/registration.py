@@ -128,7 +128,8 @@ class HouseholdUpdated(Event):
         min_length=1,
         description=(
             "Which facts changed: location, displacement_status, size, composition,"
-            " vulnerabilities, members (personal details, not shared), contact (not shared)."
+            " vulnerabilities, members (personal details, not shared), contact (not shared),"
+            " bank_account (the IBAN for cash payments, not shared)."
         ),
     )
     location: Location = Field(description="Where the household lives now (P-codes only).")
