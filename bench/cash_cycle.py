@@ -159,11 +159,13 @@ def report_csv(payments: list[Any], rng: random.Random) -> tuple[str, Decimal, i
 
 
 class LoopWatch:
-    """The longest the event loop went without running a 10 ms ticker: how long the
-    service could answer nothing (no HTTP, no consumer heartbeat, no relay)."""
+    """The longest the event loop went without running a 10 ms ticker while the service
+    worked (`active`): how long it could answer nothing (no HTTP, no consumer heartbeat, no
+    relay). The benchmark's own work (writing the provider's report) is not counted."""
 
     def __init__(self) -> None:
         self.longest_s = 0.0
+        self.active = True
         self._task: asyncio.Task[None] | None = None
 
     async def _tick(self) -> None:
@@ -171,7 +173,8 @@ class LoopWatch:
         while True:
             await asyncio.sleep(0.01)
             now = time.perf_counter()
-            self.longest_s = max(self.longest_s, now - last - 0.01)
+            if self.active:
+                self.longest_s = max(self.longest_s, now - last - 0.01)
             last = now
 
     def __enter__(self) -> LoopWatch:
@@ -229,11 +232,14 @@ async def run(env: Any) -> dict[str, Any]:
         t_instructed_published = await drained(conn)
         print(f"  published in {t_instructed_published - t_approved:.1f} s", flush=True)
 
+        watch.active = False
         payments = await conn.fetch(
             "SELECT payment_id, amount FROM payments WHERE cycle_id = $1",
             UUID(cycle["cycle_id"]),
         )
         text, paid_total, failed = report_csv(list(payments), random.Random(7))  # noqa: S311
+        await asyncio.sleep(0.02)  # the ticker notes the bench's own work before it counts
+        watch.active = True
         t_report = time.perf_counter()
         reconciled = await cash.post(
             f"/cycles/{cycle['cycle_id']}/reports",
