@@ -177,8 +177,6 @@ HOLD_REASONS: Mapping[str, str] = MappingProxyType(
         "already_assisted_in_period": "the household already has MPCA for a month of the cycle",
         "assisted_by_another_agency": "another agency's list of assisted people names the "
         "household for a month of the cycle (its hashed document numbers matched)",
-        "no_data_sharing_consent": "the household has not consented to data sharing, so no "
-        "provider may be given its details",
     }
 )
 #: Flags an approver sees on a proposed household; they do not stop the payment.

@@ -108,7 +108,7 @@ async def candidates(
                WHERE e.eligible
                ORDER BY coalesce(h.merged_into, h.household_id), e.assessed_at DESC
            )
-           SELECT e.*, 'data_sharing' = ANY(h.consents) AS shares,
+           SELECT e.*,
                   EXISTS (SELECT 1 FROM household_months m
                           WHERE m.household_id = e.household_id
                             AND m.month BETWEEN $2 AND $3) AS assisted,
@@ -137,8 +137,6 @@ async def candidates(
             hold = "already_assisted_in_period"
         elif row["other_agency"] is not None:
             hold = "assisted_by_another_agency"
-        elif not row["shares"]:
-            hold = "no_data_sharing_consent"
         flags = tuple(
             flag
             for flag, raised in (

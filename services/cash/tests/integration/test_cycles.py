@@ -149,10 +149,7 @@ async def test_two_cycles_proposing_the_same_household_pay_it_once(flows) -> Non
     )
 
 
-async def test_a_household_without_data_sharing_consent_is_held_and_rent_is_flagged(
-    flows,
-) -> None:
-    no_consent = await flows.entitled_household("UA18", consents=frozenset({"registration"}))
+async def test_shelter_s_rental_assistance_in_the_same_months_is_flagged(flows) -> None:
     renting = await flows.entitled_household("UA18")
     rent = AssistanceDelivered(
         delivery_id=uuid4(),
@@ -179,10 +176,6 @@ async def test_a_household_without_data_sharing_consent_is_held_and_rent_is_flag
     cycle = (await flows.open_cycle("UA18", first_month="2027-03", months=2)).json()
 
     lines = {UUID(li["household_id"]): li for li in await flows.lines(cycle["cycle_id"])}
-    assert (lines[no_consent]["status"], lines[no_consent]["reason"]) == (
-        "held",
-        "no_data_sharing_consent",
-    )
     assert lines[renting]["status"] == "proposed"
     assert list(lines[renting]["flags"]) == ["shelter_rental_assistance_same_months"]
 
