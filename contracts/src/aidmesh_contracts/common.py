@@ -43,6 +43,13 @@ Code = Annotated[
     Field(examples=["primary_consultation"]),
 ]
 
+#: A financial service provider (a bank, a money-transfer operator), as a code.
+FspCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$"),
+    Field(description="The financial service provider, as a code.", examples=["ukrposhta"]),
+]
+
 #: JIAF severity scale: 1 none/minimal, 2 stress, 3 severe, 4 extreme, 5 catastrophic.
 Severity = Annotated[
     int,

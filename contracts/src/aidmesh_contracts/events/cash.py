@@ -17,18 +17,16 @@ from .. import topics
 from ..base import Event, event
 from ..common import Adm1PCode, Code, Money, OrgCode, Sector
 
+# FspCode moved to common (registration's consents name a provider too); re-exported here
+# for the modules that import it from cash.
+from ..common import FspCode as FspCode
+
 Month = Annotated[
     str,
     StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
     Field(description="A calendar month, YYYY-MM.", examples=["2027-01"]),
 ]
 Months = Annotated[int, Field(ge=1, le=12, description="How many months, from `first_month`.")]
-#: A financial service provider (a bank, a money-transfer operator), as a code.
-FspCode = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$"),
-    Field(description="The financial service provider, as a code.", examples=["ukrposhta"]),
-]
 
 
 class PaymentModality(StrEnum):

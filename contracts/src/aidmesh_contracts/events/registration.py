@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from .. import topics
 from ..base import Event, event
-from ..common import Code, FrozenModel, Location, OrgCode
+from ..common import Code, FrozenModel, FspCode, Location, OrgCode
 
 
 class Channel(StrEnum):
@@ -205,6 +205,11 @@ class ConsentRecorded(Event):
     consent_id: UUID = Field(description="This consent record.")
     household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
     purpose: ConsentPurpose = Field(description="What the consent is for.")
+    recipient: FspCode | None = Field(
+        default=None,
+        description="For purpose data_sharing, the financial service provider the household"
+        " agreed its details may be given to (to be paid by it); null: the purpose in general.",
+    )
     recorded_by: OrgCode = Field(description="The team or organisation that recorded it.")
     recorded_at: AwareDatetime = Field(description="When consent was given.")
 
@@ -216,6 +221,11 @@ class ConsentWithdrawn(Event):
     consent_id: UUID = Field(description="The consent record withdrawn.")
     household_id: UUID = Field(description="The household (also the Kafka key and `ce_subject`).")
     purpose: ConsentPurpose = Field(description="What the withdrawn consent was for.")
+    recipient: FspCode | None = Field(
+        default=None,
+        description="For purpose data_sharing, the financial service provider the household"
+        " agreed its details may be given to (to be paid by it); null: the purpose in general.",
+    )
     recorded_by: OrgCode = Field(description="The team or organisation that recorded it.")
     withdrawn_at: AwareDatetime = Field(description="When consent was withdrawn.")
 
