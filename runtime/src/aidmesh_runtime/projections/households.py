@@ -7,7 +7,9 @@ household lands, whichever comes first, exactly once.
 
 HouseholdUpdated, ConsentRecorded, ConsentWithdrawn and HouseholdMerged keep the projection
 current, and a sector may react to a merge or a withdrawal with its own hooks (re-point its
-cases, stop sharing). HouseholdErased counts as the withdrawal of every consent: the
+cases, stop sharing). A consent that names a recipient (data sharing with one financial
+service provider, issue 24) is registration's business only: it changes neither the
+projection's consents nor runs the withdrawal hook. HouseholdErased counts as the withdrawal of every consent: the
 projection keeps its facts (ids, codes, counts) with no consent left, and the sector's
 withdrawal hook runs once per purpose. After a merge, `household_facts` of the merged id answers with the
 household that stays: act on `household.household_id`, not on the event's id.
@@ -116,6 +118,8 @@ def need_handlers(
         await project_update(event, ctx)
 
     async def on_consent_recorded(event: ConsentRecorded, ctx: HandlerContext) -> None:
+        if event.recipient is not None:
+            return  # consent to share with one provider is no consent to share in general
         await _lock_household(event.household_id, ctx)
         await ctx.conn.execute(
             "UPDATE household_projection SET consents = ARRAY(SELECT DISTINCT unnest("
@@ -126,6 +130,10 @@ def need_handlers(
         )
 
     async def forget_consent(event: ConsentWithdrawn, ctx: HandlerContext) -> None:
+        if event.recipient is not None:
+            # Withdrawing one provider's consent leaves the general consent (and what the
+            # sector shares under it) as it was: the sector's hook has nothing to stop.
+            return
         await _lock_household(event.household_id, ctx)
         await ctx.conn.execute(
             "UPDATE household_projection SET consents = array_remove(consents, $2),"
