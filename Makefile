@@ -26,7 +26,7 @@ SKIP_TEST_TRAFFIC = mkdir -p var/logs; $(AIDMESH) infra skip-test-traffic >var/l
 
 .PHONY: help install infra-up infra-down infra-status bootstrap services-up services-down \
         services-status up down demo test test-unit test-integration test-e2e lint format \
-        schemas logs clean bench
+        schemas logs clean bench dist
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -111,6 +111,11 @@ schemas: install ## Regenerate what is generated from the contracts: JSON Schema
 	@$(PY) -m aidmesh_contracts.schemas write
 	@$(PY) -m aidmesh_contracts.asyncapi write
 	@$(PY) -m aidmesh_ops.k8s write
+
+dist: install ## Build the contracts wheel and sdist and the integrators' HTML reference into dist/
+	@rm -rf dist && $(UV) build --package aidmesh-contracts --out-dir dist
+	@cp contracts/asyncapi.yaml docs/contracts/index.html contracts/CHANGELOG.md dist/
+	@ls -1 dist
 
 bench: infra-up ## Benchmarks (not part of make test): bench/results/<date>.json, .md and .png (BENCH=<name> for one)
 	@$(STOP_LOCAL_SERVICES)

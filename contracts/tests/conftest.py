@@ -14,7 +14,7 @@ from aidmesh_contracts.schemas import SCHEMA_DIR
 
 @pytest.fixture
 def committed_schema() -> Callable[[str], dict[str, Any]]:
-    """The JSON Schema of an event type exactly as committed under contracts/schemas."""
+    """The JSON Schema of an event type exactly as committed (aidmesh_contracts/json_schemas)."""
 
     def load(event_type: str) -> dict[str, Any]:
         return json.loads((SCHEMA_DIR / f"{event_type}.json").read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aidmesh_contracts import compat
+from aidmesh_contracts import EVENT_TYPES, compat
 from aidmesh_contracts.compat import (
     RELEASED_DIR,
     Change,
@@ -45,15 +45,16 @@ def breaking(changes: list[Change]) -> list[tuple[str, str, str]]:
     return [(c.event_type, c.path, c.kind) for c in changes if c.breaking]
 
 
-def test_the_release_snapshot_is_v0_1_0_and_holds_every_released_type() -> None:
-    assert [p.name for p in released_versions()] == ["v0.1.0"]
+def test_the_releases_are_0_1_0_and_0_2_0_which_holds_every_event_type() -> None:
+    assert [p.name for p in released_versions()] == ["v0.1.0", "v0.2.0"]
     assert len(load_schemas(RELEASED_DIR / "v0.1.0")) == 7
+    assert set(load_schemas(RELEASED_DIR / "v0.2.0")) == set(EVENT_TYPES)
 
 
 def test_todays_contracts_are_compatible_with_the_last_release() -> None:
     release, changes = check()
 
-    assert release == "v0.1.0"
+    assert release == "v0.2.0"
     assert breaking(changes) == []
 
 
@@ -183,10 +184,10 @@ def test_the_breaking_change_is_printed_in_words(released: Schemas, current: Sch
 
 
 def test_a_new_event_type_is_compatible(released: Schemas, current: Schemas) -> None:
-    current["org.aidmesh.referral.referral.requested.v1"] = {"type": "object"}
+    current["org.aidmesh.example.thing.added.v1"] = {"type": "object"}
 
     assert compare(released, current) == [
-        Change("org.aidmesh.referral.referral.requested.v1", "", "event type added", "", False)
+        Change("org.aidmesh.example.thing.added.v1", "", "event type added", "", False)
     ]
 
 
@@ -278,4 +279,4 @@ def test_the_command_fails_on_a_breaking_change(
 
 def test_the_command_passes_today(capsys: pytest.CaptureFixture[str]) -> None:
     assert compat.main(["compat"]) == 0
-    assert "backward compatible with v0.1.0" in capsys.readouterr().out
+    assert "backward compatible with v0.2.0" in capsys.readouterr().out

@@ -7,6 +7,7 @@ wheels of the dependencies from its cache (filled by `uv sync`, which `make` run
 from __future__ import annotations
 
 import email
+import json
 import os
 import shutil
 import subprocess
@@ -88,14 +89,15 @@ def test_the_wheel_holds_the_contracts_package_only(wheel: Path) -> None:
     assert {p for p in packages if not p.endswith(".dist-info")} == {"aidmesh_contracts"}
 
 
-def test_the_wheel_installs_alone_in_a_fresh_venv_and_decodes_an_example(
-    wheel: Path, tmp_path: Path
-) -> None:
-    venv = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The python of a fresh venv holding the wheel and its locked dependencies only."""
+    work = tmp_path_factory.mktemp("installed")
+    venv = work / "venv"
     # The locked dependencies as a PEP 751 lock: each wheel by its URL, which `uv sync`
     # cached. (A requirements file would name versions only, which offline needs the
     # index's pages in the cache for, and `uv sync --frozen` never fetches those.)
-    locked = tmp_path / "pylock.toml"
+    locked = work / "pylock.toml"
     run(*uv(), "venv", "-q", "--python", sys.executable, str(venv))
     run(
         *uv(),
@@ -114,7 +116,45 @@ def test_the_wheel_installs_alone_in_a_fresh_venv_and_decodes_an_example(
     python = str(venv / "bin" / "python")
     run(*uv(), "pip", "install", "-q", "--python", python, "-r", str(locked))
     run(*uv(), "pip", "install", "-q", "--python", python, "--no-deps", str(wheel))
+    return python
 
-    output = run(python, "-c", DECODE_AN_EXAMPLE, cwd=tmp_path)
+
+def test_the_wheel_installs_alone_in_a_fresh_venv_and_decodes_an_example(
+    installed: str, tmp_path: Path
+) -> None:
+    output = run(installed, "-c", DECODE_AN_EXAMPLE, cwd=tmp_path)
 
     assert output.splitlines() == ["AssistanceDelivered 4200.00", "no runtime"]
+
+
+def test_the_installed_wheel_checks_compatibility_against_its_own_release(
+    installed: str, tmp_path: Path
+) -> None:
+    # Away from the repository: nothing but the installed wheel can be imported.
+    output = run(installed, "-m", "aidmesh_contracts.compat", cwd=tmp_path)
+
+    assert "contracts are backward compatible with v" in output
+
+
+LIST_SHIPPED = """
+import importlib.resources, json
+root = importlib.resources.files("aidmesh_contracts")
+releases = sorted(p.name for p in (root / "released").iterdir())
+newest = max(releases, key=lambda v: tuple(int(n) for n in v[1:].split(".")))
+print(json.dumps({
+    "schemas": sorted(p.name for p in (root / "json_schemas").iterdir()),
+    "released": sorted(p.name for p in (root / "released" / newest).iterdir()),
+}))
+"""
+
+
+def test_the_wheel_ships_every_schema_and_a_release_of_every_event_type(
+    installed: str, tmp_path: Path
+) -> None:
+    from aidmesh_contracts import EVENT_TYPES
+
+    shipped = json.loads(run(installed, "-c", LIST_SHIPPED, cwd=tmp_path))
+
+    every_type = sorted(f"{event_type}.json" for event_type in EVENT_TYPES)
+    assert shipped["released"] == every_type
+    assert set(every_type) <= set(shipped["schemas"])

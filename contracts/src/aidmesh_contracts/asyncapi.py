@@ -13,7 +13,7 @@ The payload schemas are AsyncAPI Schema Objects (a superset of JSON Schema draft
 AsyncAPI tools read them: the model's `$defs` become `components/schemas` and Pydantic's
 OpenAPI-style `discriminator` object, which AsyncAPI spells differently, is kept as
 `x-discriminator` (each variant also carries its own `kind` const, so `oneOf` alone is exact).
-The draft 2020-12 originals stay in contracts/schemas/.
+The draft 2020-12 originals stay in the package: aidmesh_contracts/json_schemas/.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ on one partition (exceptions are named on the message).
 **Compatibility.** Contracts only grow: optional fields and new event types may appear; a
 breaking change is a new `.vN` event type, published next to the old one during migration.
 Ignore fields and headers you do not know. JSON Schemas (draft 2020-12) of every type are in
-`contracts/schemas/`; the integrator guide is `docs/integrators.md`.
+`aidmesh_contracts/json_schemas/` in the package; the integrator guide is
+`docs/integrators.md`.
 """
 
 HEADER_DOCS = {
@@ -81,7 +82,7 @@ HEADER_DOCS = {
     "ce_subject": "What the event is about; the same as the Kafka key.",
     "ce_time": "When the event happened (RFC 3339 with an offset).",
     "content-type": "Media type of the record value.",
-    "ce_dataschema": "URI of the payload's JSON Schema (contracts/schemas/<type>.json).",
+    "ce_dataschema": "URI of the payload's JSON Schema (aidmesh_contracts/json_schemas/<type>.json).",
     "ce_correlationid": "The flow this event belongs to: the `ce_id` of the event that started it.",
     "ce_causationid": "The `ce_id` of the event that caused this one; absent on a flow's first event.",
     "traceparent": "W3C trace context; optional.",
@@ -300,7 +301,7 @@ def _message(model: type[Event], entry: Topic) -> dict[str, Any]:
         "summary": doc.splitlines()[0] if doc else event_type,
         "description": (
             f"{doc}\n\n`ce_type` = `{event_type}` on `{entry.name}`.\n"
-            f"JSON Schema (draft 2020-12): `contracts/schemas/{event_type}.json`\n"
+            f"JSON Schema (draft 2020-12): `aidmesh_contracts/json_schemas/{event_type}.json`\n"
             f"(`{schema_uri(event_type)}`)."
         ),
         "contentType": CONTENT_TYPE,

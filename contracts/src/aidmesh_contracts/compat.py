@@ -3,8 +3,8 @@
     python -m aidmesh_contracts.compat                   # exit 1 on a breaking change
     python -m aidmesh_contracts.compat snapshot 0.2.0    # at a release: freeze today's schemas
 
-Each released JSON Schema (`contracts/released/v<version>/<event type>.json`, the newest
-version) is compared with the schema the models give today. Breaking, because a consumer
+Each released JSON Schema (`aidmesh_contracts/released/v<version>/<event type>.json` in the
+package, so the check runs from an installed wheel too; the newest version) is compared with the schema the models give today. Breaking, because a consumer
 of either side would refuse or misread what the other side writes (topics keep history, so
 new consumers read old events too):
 
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .schemas import SCHEMA_DIR, expected_files
+from .schemas import expected_files
 
-RELEASED_DIR = SCHEMA_DIR.parent / "released"
+RELEASED_DIR = Path(__file__).resolve().parent / "released"
 _VERSION_DIR = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
 Schema = dict[str, Any]

@@ -1,4 +1,5 @@
-"""JSON Schema per event type, generated from the models and committed under contracts/schemas.
+"""JSON Schema per event type, generated from the models and committed in the package
+(`aidmesh_contracts/json_schemas/`, under contracts/src/ here): the wheel ships them.
 
 python -m aidmesh_contracts.schemas write   # regenerate after changing a model
 python -m aidmesh_contracts.schemas check   # exit 1 if the committed files are stale
@@ -14,7 +15,7 @@ from .base import EVENT_TYPES
 from .catalogue import CATALOGUE  # noqa: F401 - importing registers every event type
 from .envelope import schema_uri
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent / "json_schemas"
 
 
 def render(event_type: str) -> str:
