@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aidmesh_contracts import EVENT_TYPES, HouseholdRegistered, RepairCompleted
 from aidmesh_contracts.envelope import encode, schema_uri
 from aidmesh_contracts.examples import example
-from aidmesh_contracts.schemas import stale_files, write
+from aidmesh_contracts.schemas import SCHEMA_DIR, stale_files, write
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
@@ -141,3 +142,22 @@ def test_the_committed_schema_refuses_a_negative_or_over_precise_amount(
     payload["value"]["amount"] = "-27850.001"
 
     assert list(validator(committed_schema(repair)).iter_errors(payload)) != []
+
+
+def _const_with_default(node: object, where: str) -> list[str]:
+    if isinstance(node, dict):
+        found = [where] if "const" in node and "default" in node else []
+        return found + [f for k, v in node.items() for f in _const_with_default(v, f"{where}/{k}")]
+    if isinstance(node, list):
+        return [f for i, v in enumerate(node) for f in _const_with_default(v, f"{where}/{i}")]
+    return []
+
+
+def test_no_schema_gives_a_const_a_default_that_generators_turn_into_invalid_code() -> None:
+    # `asyncapi generate models` wrote `default=None, default='UAH'` for such a pair.
+    committed = {p.name: json.loads(p.read_text()) for p in SCHEMA_DIR.glob("*.json")}
+    document = yaml.safe_load((SCHEMA_DIR.parents[2] / "asyncapi.yaml").read_text())
+
+    assert [f for n, s in committed.items() for f in _const_with_default(s, n)] == []
+    assert _const_with_default(document, "asyncapi.yaml") == []
+    assert _const_with_default({"const": "UAH", "default": "UAH"}, "planted") == ["planted"]

@@ -35,6 +35,7 @@ from .base import Event
 from .catalogue import CATALOGUE, Sensitivity, Topic
 from .envelope import CONTENT_TYPE, SPEC_VERSION, TRACEPARENT_PATTERN, Envelope, schema_uri
 from .examples import example
+from .schemas import payload_schema
 
 ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING_VERSION = "0.5.0"
@@ -456,7 +457,7 @@ def _example_id(event_type: str) -> UUID:
 
 
 def _add_payload_schema(schemas: dict[str, Any], model: type[Event]) -> None:
-    schema = model.model_json_schema(mode="serialization", ref_template=_REF_TEMPLATE)
+    schema = payload_schema(model, ref_template=_REF_TEMPLATE)
     definitions = schema.pop("$defs", {})
     for name, definition in [*definitions.items(), (model.__name__, schema)]:
         converted = _to_asyncapi_schema(definition)

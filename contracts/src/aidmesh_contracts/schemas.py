@@ -10,17 +10,41 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from .base import EVENT_TYPES
+from .base import EVENT_TYPES, Event
 from .catalogue import CATALOGUE  # noqa: F401 - importing registers every event type
 from .envelope import schema_uri
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "json_schemas"
 
 
+def payload_schema(model: type[Event], **options: Any) -> dict[str, Any]:
+    """The model's JSON Schema as code generators read it: Pydantic writes a `default` next
+    to the `const` of a literal with a default (a variant's `kind`, Money's `currency`), and
+    generators turn the pair into invalid code (`default=None, default='UAH'`). The const
+    says it all, so the default goes (an annotation: validation is the same)."""
+    schema: dict[str, Any] = _without_default_beside_const(
+        model.model_json_schema(mode="serialization", **options)
+    )
+    return schema
+
+
+def _without_default_beside_const(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: _without_default_beside_const(value)
+            for key, value in node.items()
+            if not (key == "default" and "const" in node)
+        }
+    if isinstance(node, list):
+        return [_without_default_beside_const(value) for value in node]
+    return node
+
+
 def render(event_type: str) -> str:
     model = EVENT_TYPES[event_type]
-    schema = model.model_json_schema(mode="serialization")
+    schema = payload_schema(model)
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": schema_uri(event_type),
