@@ -278,7 +278,14 @@ class HouseholdOut(BaseModel):
     screening: dict[str, Any] | None = Field(
         description="Screening result: all flags (declared and derived), score and level."
     )
-    consents: list[ConsentPurpose]
+    consents: list[ConsentPurpose] = Field(
+        description="The purposes it consents to in general (as the sectors are told)."
+    )
+    data_sharing_with: list[str] = Field(
+        default=[],
+        description="The financial service providers it consents to share its details with,"
+        " to be paid by them: only their payment files may hold it.",
+    )
     correlation_id: UUID
     members: list[MemberOut]
     needs: list[NeedOut] = Field(description="The current need of each sector assessed.")
@@ -451,15 +458,20 @@ async def search_households(
 # ---- consent -----------------------------------------------------------------------------
 
 
+#: A consent's recipient, as the API shows it.
+RECIPIENT = "For data_sharing: the financial service provider it is for; null: in general."
+
+
 class ConsentOut(BaseModel):
     consent_id: UUID
     household_id: UUID
     purpose: ConsentPurpose
+    recipient: str | None = Field(default=None, description=RECIPIENT)
     recorded_by: str
     recorded_at: datetime
     withdrawn_by: str | None = None
     withdrawn_at: datetime | None = None
-    ended_reason: str | None = Field(default=None, description="withdrawn, or merged")
+    ended_reason: str | None = Field(default=None, description="withdrawn, merged or erased")
     active: bool
 
 
@@ -467,6 +479,7 @@ class ConsentChangeOut(BaseModel):
     consent_id: UUID
     household_id: UUID
     purpose: ConsentPurpose
+    recipient: str | None = Field(default=None, description=RECIPIENT)
     recorded_by: str
     at: datetime
     event: EventRef
@@ -477,6 +490,7 @@ def _consent_change(result: service.ConsentChanged) -> ConsentChangeOut:
         consent_id=result.consent_id,
         household_id=result.household_id,
         purpose=result.purpose,
+        recipient=result.recipient,
         recorded_by=result.recorded_by,
         at=result.at,
         event=EventRef(id=result.event.id, type=result.event.type),
@@ -506,7 +520,8 @@ async def list_consents(
     "/households/{household_id}/consents",
     status_code=status.HTTP_201_CREATED,
     response_model=ConsentChangeOut,
-    summary="Record consent for one purpose: ConsentRecorded",
+    summary="Record consent for one purpose (data sharing: in general, or with one provider):"
+    " ConsentRecorded",
     responses=ERRORS,
 )
 async def record_consent(
@@ -523,7 +538,8 @@ async def record_consent(
 @households.post(
     "/households/{household_id}/consents/{purpose}/withdraw",
     response_model=ConsentChangeOut,
-    summary="Withdraw consent for one purpose: ConsentWithdrawn",
+    summary="Withdraw consent for one purpose (data sharing: in general, or with the provider"
+    " named in the body): ConsentWithdrawn",
     responses=ERRORS,
 )
 async def withdraw_consent(

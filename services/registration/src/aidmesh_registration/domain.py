@@ -33,7 +33,7 @@ from aidmesh_contracts import (
     Sector,
     Vulnerability,
 )
-from aidmesh_contracts.common import OrgCode, Severity
+from aidmesh_contracts.common import FspCode, OrgCode, Severity
 from aidmesh_contracts.events.assessment import NeedDetails
 from aidmesh_runtime import rules
 from aidmesh_runtime.rules import RuleRefused
@@ -492,6 +492,11 @@ PartnerRef = Annotated[
 ]
 
 
+#: Providers one household may consent to share its details with at registration: a
+#: handful operate in an area; more is a form filled in wrong.
+MAX_RECIPIENTS = 10
+
+
 class HouseholdIn(Input):
     """A registration as a field office, hotline, partner or form submits it."""
 
@@ -518,6 +523,15 @@ class HouseholdIn(Input):
         default=set(), description="Flags screened for the household (more are derived)."
     )
     consents: set[ConsentPurpose] = Field(min_length=1)
+    data_sharing_with: set[FspCode] = Field(
+        default=set(),
+        max_length=MAX_RECIPIENTS,
+        description="The financial service providers the household agrees its details may be"
+        " given to, to be paid by them (issue 24): one consent to data sharing per provider,"
+        " recorded with the others. A provider's payment file holds only households that"
+        " consented to sharing with that provider; `data_sharing` in `consents` is not enough.",
+        examples=[["privatbank"]],
+    )
     needs: list[NeedIn] = []
     assessed_by: OrgCode | None = Field(
         default=None,
@@ -573,6 +587,7 @@ class HouseholdIn(Input):
             ),
             vulnerabilities=frozenset(self.vulnerabilities),
             consents=frozenset(self.consents),
+            data_sharing_with=frozenset(self.data_sharing_with),
             partner_ref=self.partner_ref,
         )
 
@@ -622,12 +637,31 @@ BY_CALLER = (
 
 class ConsentIn(Input):
     purpose: ConsentPurpose
+    recipient: FspCode | None = Field(
+        default=None,
+        description="For purpose data_sharing: the financial service provider the household"
+        " agrees its details may be given to, to be paid by it. Left out: the purpose in"
+        " general (which names no provider, so puts no household in a provider's file).",
+    )
     recorded_by: OrgCode | None = Field(
         default=None, description="The organisation recording it." + BY_CALLER
     )
 
+    @field_validator("recipient")
+    @classmethod
+    def _only_data_sharing_has_recipients(cls, recipient: str | None, info: ValidationInfo) -> Any:
+        purpose = info.data.get("purpose")
+        if recipient is not None and purpose is not ConsentPurpose.DATA_SHARING:
+            raise ValueError("only a consent to data_sharing names a recipient")
+        return recipient
+
 
 class ConsentWithdrawalIn(Input):
+    recipient: FspCode | None = Field(
+        default=None,
+        description="The financial service provider whose data_sharing consent is withdrawn."
+        " Left out: the consent to the purpose in general.",
+    )
     recorded_by: OrgCode | None = Field(
         default=None, description="The organisation recording the withdrawal." + BY_CALLER
     )
@@ -745,7 +779,10 @@ class Household:
     members: tuple[Member, ...]
     #: Flags declared for the household; the screening adds those the members imply.
     vulnerabilities: frozenset[Vulnerability] = frozenset()
+    #: The purposes consented to in general (what the sectors are told).
     consents: frozenset[ConsentPurpose] = frozenset()
+    #: The financial service providers it consented to share its details with (issue 24).
+    data_sharing_with: frozenset[str] = frozenset()
     status: HouseholdStatus = HouseholdStatus.ACTIVE
     merged_into: UUID | None = None
     version: int = 1
@@ -810,7 +847,9 @@ class ConsentRecord:
     recorded_at: datetime
     withdrawn_by: str | None = None
     withdrawn_at: datetime | None = None
-    ended_reason: str | None = None  # 'withdrawn' or 'merged'
+    ended_reason: str | None = None  # 'withdrawn', 'merged' or 'erased'
+    #: For data sharing, the one financial service provider it is for; None: in general.
+    recipient: str | None = None
 
     @property
     def active(self) -> bool:
@@ -1097,14 +1136,16 @@ class ConsentPlan:
 def consents_after_merge(
     survivor: Sequence[ConsentRecord], merged: Sequence[ConsentRecord]
 ) -> ConsentPlan:
-    """The household's latest decision per purpose wins, whichever registration holds it:
-    a consent given only in the merged registration moves to the survivor, and a withdrawal
-    recorded there after the survivor's consent withdraws it."""
+    """The household's latest decision per purpose (and recipient: a provider's consent to
+    data sharing is a decision of its own) wins, whichever registration holds it: a consent
+    given only in the merged registration moves to the survivor, and a withdrawal recorded
+    there after the survivor's consent withdraws it."""
     plan = ConsentPlan()
-    for purpose in ConsentPurpose:
+    subjects = {(r.purpose, r.recipient) for r in [*survivor, *merged]}
+    for purpose, recipient in sorted(subjects, key=lambda s: (s[0].value, s[1] or "")):
         decisions: list[tuple[datetime, bool, ConsentRecord]] = []
         for record in [*survivor, *merged]:
-            if record.purpose is not purpose:
+            if (record.purpose, record.recipient) != (purpose, recipient):
                 continue
             decisions.append((record.recorded_at, True, record))
             if record.withdrawn_at is not None and record.ended_reason == "withdrawn":
@@ -1112,7 +1153,10 @@ def consents_after_merge(
         if not decisions:
             continue
         _, given, latest = max(decisions, key=lambda d: (d[0], not d[1]))
-        active = next((r for r in survivor if r.purpose is purpose and r.active), None)
+        active = next(
+            (r for r in survivor if r.purpose is purpose and r.recipient == recipient and r.active),
+            None,
+        )
         if given and active is None:
             plan.record.append(latest)
         elif not given and active is not None and latest in merged:

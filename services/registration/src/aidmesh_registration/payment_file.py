@@ -2,8 +2,9 @@
 
 Cash instructs payments with ids and amounts only; the provider needs to know whom to pay.
 Registration writes that file, one row per payment whose household (a merged one's
-survivor) consents to data sharing, is not erased, and has what the modality needs: a
-bank transfer its IBAN, a cash pick-up an identity document. Every other payment is
+survivor) consents to data sharing with that provider (the cycle's `fsp`: consent to data
+sharing in general names no provider, so is not enough), is not erased, and has what the
+modality needs: a bank transfer its IBAN, a cash pick-up an identity document. Every other payment is
 withheld, with a reason cash is told (PayeeWithheld).
 
 The columns (README, "The provider's file"), in this order:
@@ -68,6 +69,8 @@ class Instruction:
     amount: Decimal
     currency: str
     modality: PaymentModality
+    #: The financial service provider that pays it (the cycle's), whose file this is.
+    fsp: str
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def decide(
         return WithheldReason.UNKNOWN_HOUSEHOLD
     if household.status is HouseholdStatus.ERASED:
         return WithheldReason.ERASED
-    if "data_sharing" not in {c.value for c in household.consents}:
+    if instruction.fsp not in household.data_sharing_with:
         return WithheldReason.NO_DATA_SHARING_CONSENT
     paid = instruction.payment_id, instruction.amount, instruction.currency
     if instruction.modality is PaymentModality.BANK_TRANSFER:

@@ -91,7 +91,7 @@ class StoredInstruction:
 
 async def instructions(conn: asyncpg.Connection, cycle_id: UUID) -> list[StoredInstruction]:
     rows = await conn.fetch(
-        "SELECT payment_id, household_id, amount, currency, modality, envelope::text"
+        "SELECT payment_id, household_id, amount, currency, modality, fsp, envelope::text"
         " FROM payment_instructions WHERE cycle_id = $1 ORDER BY payment_id",
         cycle_id,
     )
@@ -103,6 +103,7 @@ async def instructions(conn: asyncpg.Connection, cycle_id: UUID) -> list[StoredI
                 amount=r["amount"],
                 currency=r["currency"],
                 modality=PaymentModality(r["modality"]),
+                fsp=r["fsp"],
             ),
             r["envelope"],
         )

@@ -378,6 +378,7 @@ def _household(row: asyncpg.Record, members: list[Member], personal: dict[str, A
         members=tuple(members),
         vulnerabilities=frozenset(Vulnerability(v) for v in row["vulnerabilities"]),
         consents=frozenset(ConsentPurpose(c) for c in row["consents"]),
+        data_sharing_with=frozenset(row["data_sharing_with"]),
         status=HouseholdStatus(row["status"]),
         merged_into=row["merged_into"],
         version=row["version"],
@@ -626,11 +627,19 @@ async def _current_need_rows(conn: asyncpg.Connection, household_id: UUID) -> li
 
 
 async def insert_consents(conn: asyncpg.Connection, records: Iterable[ConsentRecord]) -> None:
+    records = list(records)
     await conn.executemany(
-        "INSERT INTO consents (consent_id, household_id, purpose, recorded_by, recorded_at)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO consents (consent_id, household_id, purpose, recipient, recorded_by,"
+        " recorded_at) VALUES ($1, $2, $3, $4, $5, $6)",
         [
-            (r.consent_id, r.household_id, r.purpose.value, r.recorded_by, r.recorded_at)
+            (
+                r.consent_id,
+                r.household_id,
+                r.purpose.value,
+                r.recipient,
+                r.recorded_by,
+                r.recorded_at,
+            )
             for r in records
         ],
     )
@@ -657,10 +666,16 @@ async def end_consent(
 
 
 async def refresh_consent_set(conn: asyncpg.Connection, household_ids: Iterable[UUID]) -> None:
-    """households.consents is the set of purposes with an active consent record."""
+    """households.consents is the set of purposes with an active consent record naming no
+    recipient (consent in general); households.data_sharing_with the recipients of its
+    active consents to data sharing with one provider."""
     await conn.execute(
         "UPDATE households h SET consents = ARRAY(SELECT DISTINCT purpose FROM consents c"
-        " WHERE c.household_id = h.household_id AND c.withdrawn_at IS NULL ORDER BY 1)"
+        " WHERE c.household_id = h.household_id AND c.withdrawn_at IS NULL"
+        " AND c.recipient IS NULL ORDER BY 1),"
+        " data_sharing_with = ARRAY(SELECT DISTINCT recipient FROM consents c"
+        " WHERE c.household_id = h.household_id AND c.withdrawn_at IS NULL"
+        " AND c.purpose = 'data_sharing' AND c.recipient IS NOT NULL ORDER BY 1)"
         " WHERE household_id = ANY($1::uuid[])",
         list(household_ids),
     )
@@ -681,6 +696,7 @@ async def consent_records(conn: asyncpg.Connection, household_id: UUID) -> list[
             withdrawn_by=r["withdrawn_by"],
             withdrawn_at=r["withdrawn_at"],
             ended_reason=r["ended_reason"],
+            recipient=r["recipient"],
         )
         for r in rows
     ]
@@ -898,6 +914,7 @@ _VIEW_COLUMNS = (
     "size",
     "vulnerabilities",
     "consents",
+    "data_sharing_with",
     "correlation_id",
     "erased_at",
     "erased_by",

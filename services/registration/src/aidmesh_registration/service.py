@@ -9,7 +9,7 @@ transaction, so that a change and its events commit together or not at all.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
@@ -184,6 +184,21 @@ async def register(unit: Unit, household_in: HouseholdIn) -> Registered:
             for purpose in sorted(household.consents)
         ],
     )
+    # Consent to sharing with a provider is not in HouseholdRegistered's `consents` (the
+    # purposes in general): each is its own ConsentRecorded, naming the provider.
+    for fsp in sorted(household.data_sharing_with):
+        await _record(
+            unit,
+            ConsentRecord(
+                consent_id=unit.new_id(),
+                household_id=household.household_id,
+                purpose=ConsentPurpose.DATA_SHARING,
+                recipient=fsp,
+                recorded_by=recorded_by,
+                recorded_at=unit.now(),
+            ),
+            caused_by=registered,
+        )
     needs = needs_assessed(
         household_in,
         household_id=household.household_id,
@@ -392,32 +407,71 @@ class ConsentChanged:
     at: datetime
     event: Envelope
 
+    recipient: str | None = None
+
+
+def _consented_to(purpose: ConsentPurpose, recipient: str | None) -> str:
+    return purpose.value if recipient is None else f"{purpose.value} with {recipient}"
+
+
+def _active(
+    records: Sequence[ConsentRecord], purpose: ConsentPurpose, recipient: str | None
+) -> ConsentRecord | None:
+    """The active record of a consent: to the purpose in general (no recipient), or to
+    data sharing with one provider; each is given and withdrawn on its own."""
+    return next(
+        (r for r in records if r.purpose is purpose and r.recipient == recipient and r.active),
+        None,
+    )
+
+
+async def _record(
+    unit: Unit, record: ConsentRecord, *, caused_by: Envelope | None = None
+) -> Envelope:
+    """Store a consent record and publish ConsentRecorded (with its recipient, if any)."""
+    await repository.insert_consents(unit.conn, [record])
+    return await unit.emit(
+        ConsentRecorded(
+            consent_id=record.consent_id,
+            household_id=record.household_id,
+            purpose=record.purpose,
+            recipient=record.recipient,
+            recorded_by=record.recorded_by,
+            recorded_at=record.recorded_at,
+        ),
+        caused_by=caused_by,
+    )
+
 
 async def record_consent(unit: Unit, household_id: UUID, consent: ConsentIn) -> ConsentChanged:
     await active_household(unit, household_id)
     records = await repository.consent_records(unit.conn, household_id)
-    if any(r.purpose is consent.purpose and r.active for r in records):
-        raise Conflict(f"consent for {consent.purpose.value} is already recorded")
+    if _active(records, consent.purpose, consent.recipient) is not None:
+        what = _consented_to(consent.purpose, consent.recipient)
+        raise Conflict(f"consent for {what} is already recorded")
     record = ConsentRecord(
         consent_id=unit.new_id(),
         household_id=household_id,
         purpose=consent.purpose,
+        recipient=consent.recipient,
         recorded_by=consent.recorded_by,
         recorded_at=unit.now(),
     )
-    await repository.insert_consents(unit.conn, [record])
-    event = await unit.emit(
-        ConsentRecorded(
-            consent_id=record.consent_id,
-            household_id=household_id,
-            purpose=record.purpose,
-            recorded_by=record.recorded_by,
-            recorded_at=record.recorded_at,
-        )
+    event = await _record(unit, record)
+    log.info(
+        "consent_recorded",
+        household_id=str(household_id),
+        purpose=consent.purpose.value,
+        recipient=consent.recipient,
     )
-    log.info("consent_recorded", household_id=str(household_id), purpose=consent.purpose.value)
     return ConsentChanged(
-        record.consent_id, household_id, record.purpose, record.recorded_by, unit.now(), event
+        record.consent_id,
+        household_id,
+        record.purpose,
+        record.recorded_by,
+        unit.now(),
+        event,
+        record.recipient,
     )
 
 
@@ -429,9 +483,10 @@ async def withdraw_consent(
 ) -> ConsentChanged:
     await active_household(unit, household_id)
     records = await repository.consent_records(unit.conn, household_id)
-    active = next((r for r in records if r.purpose is purpose and r.active), None)
+    recipient = withdrawal.recipient
+    active = _active(records, purpose, recipient)
     if active is None:
-        raise Conflict(f"there is no consent for {purpose.value} to withdraw")
+        raise Conflict(f"there is no consent for {_consented_to(purpose, recipient)} to withdraw")
     await repository.end_consent(
         unit.conn, active.consent_id, by=withdrawal.recorded_by, at=unit.now(), reason="withdrawn"
     )
@@ -440,13 +495,25 @@ async def withdraw_consent(
             consent_id=active.consent_id,
             household_id=household_id,
             purpose=purpose,
+            recipient=recipient,
             recorded_by=withdrawal.recorded_by,
             withdrawn_at=unit.now(),
         )
     )
-    log.info("consent_withdrawn", household_id=str(household_id), purpose=purpose.value)
+    log.info(
+        "consent_withdrawn",
+        household_id=str(household_id),
+        purpose=purpose.value,
+        recipient=recipient,
+    )
     return ConsentChanged(
-        active.consent_id, household_id, purpose, withdrawal.recorded_by, unit.now(), event
+        active.consent_id,
+        household_id,
+        purpose,
+        withdrawal.recorded_by,
+        unit.now(),
+        event,
+        recipient,
     )
 
 
@@ -567,17 +634,7 @@ async def _merge_consents(
     plan = consents_after_merge(survivor_records, merged_records)
     for given in plan.record:
         record = replace(given, consent_id=unit.new_id(), household_id=survivor_id)
-        await repository.insert_consents(unit.conn, [record])
-        await unit.emit(
-            ConsentRecorded(
-                consent_id=record.consent_id,
-                household_id=survivor_id,
-                purpose=record.purpose,
-                recorded_by=record.recorded_by,
-                recorded_at=record.recorded_at,
-            ),
-            caused_by=cause,
-        )
+        await _record(unit, record, caused_by=cause)
     for active, withdrawal in plan.withdraw:
         assert withdrawal.withdrawn_at is not None
         by = withdrawal.withdrawn_by or decided_by
@@ -589,6 +646,7 @@ async def _merge_consents(
                 consent_id=active.consent_id,
                 household_id=survivor_id,
                 purpose=active.purpose,
+                recipient=active.recipient,
                 recorded_by=by,
                 withdrawn_at=withdrawal.withdrawn_at,
             ),

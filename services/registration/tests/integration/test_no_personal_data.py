@@ -108,6 +108,8 @@ def household(**overrides: Any) -> dict[str, Any]:
             person(GIVEN[2], FAMILY, BIRTHS[2], "child", patronymic=PATRONYMIC[2]),
         ],
         "consents": ["registration", "data_sharing"],
+        # Its details may go to the provider that pays it (ConsentRecorded naming it).
+        "data_sharing_with": ["privatbank"],
         "needs": [
             {"sector": "shelter", "severity": 4, "details": {"damage_level": "heavy"}},
             {"sector": "protection", "severity": 3, "details": {"concern_codes": ["gbv_risk"]}},
@@ -306,8 +308,8 @@ async def pay_and_match(
     *,
     household_id: UUID,
 ) -> None:
-    """Cash pays the household by bank transfer and by cash pick-up (it consents to data
-    sharing again since the merge: the provider's files hold its IBAN and passport), and a
+    """Cash pays the household by bank transfer and by cash pick-up (it consents to sharing
+    its details with the provider: the provider's files hold its IBAN and passport), and a
     household registration does not know in each cycle (PayeeWithheld); another agency's
     list names its passport (AssistanceOverlapFound)."""
     cash = token("IOM-CASH", REGISTRATION_PAYMENT_FILES)

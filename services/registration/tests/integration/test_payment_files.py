@@ -2,8 +2,9 @@
 
 Cash's PaymentCycleApproved and PaymentInstructed are published on its topic as cash
 would; registration keeps them, and writes the file only once every instruction has
-arrived: the consenting households with what the modality needs, personal data in the
-file only, and one PayeeWithheld (ids and a reason) for every other payment, once.
+arrived: the households that consented to sharing their details with the cycle's provider,
+with what the modality needs, personal data in the file only, and one PayeeWithheld (ids
+and a reason) for every other payment, once.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ Body = Callable[..., dict[str, Any]]
 CASH_OFFICER = auth_headers(REGISTRATION_PAYMENT_FILES, org="IOM-CASH", sub="user:cash-officer")
 REVIEWER = auth_headers(REGISTRATION_READ, REGISTRATION_READ_ALL, REGISTRATION_REVIEW, org="IOM")
 DPO = auth_headers(REGISTRATION_ERASE, org="IOM-DPO")
+#: The providers of the cycles below: a bank for transfers, the post office for pick-ups.
+BANK_FSP, PICKUP_FSP = "privatbank", "ukrposhta"
 
 
 def new_iban() -> str:
@@ -76,7 +79,7 @@ class Cycle:
             amount=Money(amount=Decimal(amount)),
             first_month="2027-01",
             months=3,
-            fsp="privatbank" if self.modality is PaymentModality.BANK_TRANSFER else "ukrposhta",
+            fsp=BANK_FSP if self.modality is PaymentModality.BANK_TRANSFER else PICKUP_FSP,
             modality=self.modality,
             instructed_at=datetime.now(UTC),
         )
@@ -133,13 +136,16 @@ async def test_the_bank_file_holds_only_consenting_households_with_an_iban_and_w
     producer: Any,
     body: Body,
 ) -> None:
-    paid_body = body(iban=new_iban())
+    consenting = [BANK_FSP]
+    paid_body = body(iban=new_iban(), data_sharing_with=consenting)
     paid = await register(registration, paid_body)
     refusing = await register(
         registration, body(iban=new_iban(), consents=["registration", "referral"])
     )
-    without_account = await register(registration, body())
-    erased = await register(registration, body(iban=new_iban()))
+    # Consent to data sharing in general, and with another provider: not with this one.
+    elsewhere = await register(registration, body(iban=new_iban(), data_sharing_with=[PICKUP_FSP]))
+    without_account = await register(registration, body(data_sharing_with=consenting))
+    erased = await register(registration, body(iban=new_iban(), data_sharing_with=consenting))
     assert (
         await registration.post(
             f"/households/{erased}/erasure",
@@ -148,7 +154,7 @@ async def test_the_bank_file_holds_only_consenting_households_with_an_iban_and_w
         )
     ).status_code == 200
     # A household merged into another one is paid as the one it was merged into.
-    survivor_body = body(iban=new_iban())
+    survivor_body = body(iban=new_iban(), data_sharing_with=consenting)
     survivor = await register(registration, survivor_body)
     merged = await register(registration, body())
     assert (
@@ -158,6 +164,7 @@ async def test_the_bank_file_holds_only_consenting_households_with_an_iban_and_w
     ).status_code == 200
     cycle = Cycle()
     to_paid, to_refusing = cycle.pay(paid), cycle.pay(refusing, "7200.00")
+    to_elsewhere = cycle.pay(elsewhere)
     to_without, to_erased = cycle.pay(without_account), cycle.pay(erased)
     to_unknown, to_merged = cycle.pay(uuid4()), cycle.pay(merged, "3600.50")
     await publish_cycle(producer, database, cycle)
@@ -180,6 +187,7 @@ async def test_the_bank_file_holds_only_consenting_households_with_an_iban_and_w
     withheld = await withheld_events(database, cycle)
     assert {p: e.reason.value for p, e in withheld.items()} == {
         to_refusing: "no_data_sharing_consent",
+        to_elsewhere: "no_data_sharing_consent",
         to_without: "no_bank_account",
         to_erased: "erased",
         to_unknown: "unknown_household",
@@ -187,7 +195,7 @@ async def test_the_bank_file_holds_only_consenting_households_with_an_iban_and_w
     assert withheld[to_refusing].household_id == refusing
     # On the household topic, keyed by household, ids and a reason only.
     seen = await events.wait_for(
-        lambda rs: len(rs) >= 4,
+        lambda rs: len(rs) >= 5,
         select=lambda r: (
             r.envelope is not None
             and r.envelope.type == PayeeWithheld.event_type
@@ -210,8 +218,8 @@ async def test_the_bank_file_holds_only_consenting_households_with_an_iban_and_w
 async def test_the_file_downloaded_again_is_the_same_and_withholds_no_one_twice(
     registration: AsyncClient, database: asyncpg.Connection, producer: Any, body: Body
 ) -> None:
-    paid = await register(registration, body(iban=new_iban()))
-    unpaid = await register(registration, body())
+    paid = await register(registration, body(iban=new_iban(), data_sharing_with=[BANK_FSP]))
+    unpaid = await register(registration, body(data_sharing_with=[BANK_FSP]))
     cycle = Cycle()
     cycle.pay(paid)
     cycle.pay(unpaid)
@@ -240,10 +248,12 @@ async def test_the_file_downloaded_again_is_the_same_and_withholds_no_one_twice(
 async def test_a_cash_pickup_file_names_the_payees_document_and_phone(
     registration: AsyncClient, database: asyncpg.Connection, producer: Any, body: Body
 ) -> None:
-    household = body()
+    household = body(data_sharing_with=[PICKUP_FSP])
     with_document = await register(registration, household)
     members = [{k: v for k, v in m.items() if k != "documents"} for m in body()["members"]]
-    without_document = await register(registration, body(members=members))
+    without_document = await register(
+        registration, body(members=members, data_sharing_with=[PICKUP_FSP])
+    )
     cycle = Cycle(PaymentModality.CASH_PICKUP)
     to_document, to_none = cycle.pay(with_document), cycle.pay(without_document)
     await publish_cycle(producer, database, cycle)
@@ -273,7 +283,10 @@ async def test_a_cash_pickup_file_names_the_payees_document_and_phone(
 async def test_the_file_waits_for_every_instruction_the_approval_announced(
     registration: AsyncClient, database: asyncpg.Connection, producer: Any, body: Body
 ) -> None:
-    households = [await register(registration, body(iban=new_iban())) for _ in range(3)]
+    households = [
+        await register(registration, body(iban=new_iban(), data_sharing_with=[BANK_FSP]))
+        for _ in range(3)
+    ]
     cycle = Cycle()
     for household_id in households:
         cycle.pay(household_id)

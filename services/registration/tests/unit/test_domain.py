@@ -9,6 +9,7 @@ from uuid import uuid4
 import pytest
 from aidmesh_contracts import HealthNeedDetails, HouseholdRegistered, Sector
 from aidmesh_registration.domain import (
+    ConsentIn,
     HouseholdIn,
     composition,
     household_registered,
@@ -100,6 +101,32 @@ def test_consent_for_registration_is_required() -> None:
 
     assert "consent for 'registration' is required" in errors[0]["msg"]
     assert errors[0]["loc"] == ("consents",)
+
+
+def test_consent_to_share_with_providers_is_not_published_as_consent_in_general() -> None:
+    household = HouseholdIn.model_validate(
+        submission(consents=["registration"], data_sharing_with=["privatbank", "ukrposhta"])
+    ).to_household(household_id=uuid4(), member_ids=[uuid4()] * 3, registered_at=REGISTERED_AT)
+
+    event = household_registered(household, household_id=household.household_id, now=REGISTERED_AT)
+
+    assert household.data_sharing_with == {"privatbank", "ukrposhta"}
+    assert {c.value for c in event.consents} == {"registration"}
+
+
+def test_a_provider_code_in_another_shape_is_refused() -> None:
+    errors = refusal(submission(data_sharing_with=["PrivatBank"]))
+
+    assert errors[0]["loc"] == ("data_sharing_with", 0)
+
+
+def test_only_a_consent_to_data_sharing_names_a_recipient() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ConsentIn.model_validate({"purpose": "referral", "recipient": "privatbank"})
+
+    [error] = caught.value.errors()
+    assert error["loc"] == ("recipient",)
+    assert "only a consent to data_sharing names a recipient" in error["msg"]
 
 
 def test_an_unknown_oblast_is_refused_with_the_field_in_the_error_location() -> None:

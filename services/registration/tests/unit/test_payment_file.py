@@ -30,6 +30,8 @@ from aidmesh_registration.payment_file import (
 TODAY = date(2027, 1, 12)
 IBAN = "UA213223130000026007233566001"
 BANK, CASH = PaymentModality.BANK_TRANSFER, PaymentModality.CASH_PICKUP
+#: The provider of the cycles these payments are in.
+FSP = "privatbank"
 
 
 def person(relation: str, **overrides: Any) -> dict[str, Any]:
@@ -61,6 +63,7 @@ def household(**overrides: Any) -> Household:
             ),
         ],
         "consents": ["registration", "data_sharing"],
+        "data_sharing_with": [FSP],
     } | overrides
     registration = HouseholdIn.model_validate(data)
     return registration.to_household(
@@ -77,6 +80,7 @@ def instruction(modality: PaymentModality = BANK, amount: str = "10800.00") -> I
         amount=Decimal(amount),
         currency="UAH",
         modality=modality,
+        fsp=FSP,
     )
 
 
@@ -141,8 +145,8 @@ def test_a_child_with_a_document_does_not_collect_cash_and_an_idp_certificate_is
     ("modality", "change", "reason"),
     [
         (BANK, {"iban": None}, WithheldReason.NO_BANK_ACCOUNT),
-        (BANK, {"consents": ["registration"]}, WithheldReason.NO_DATA_SHARING_CONSENT),
-        (CASH, {"consents": ["registration", "referral"]}, WithheldReason.NO_DATA_SHARING_CONSENT),
+        (BANK, {"data_sharing_with": []}, WithheldReason.NO_DATA_SHARING_CONSENT),
+        (CASH, {"data_sharing_with": []}, WithheldReason.NO_DATA_SHARING_CONSENT),
     ],
 )
 def test_a_payment_is_withheld_when_the_household_lacks_what_it_needs(
@@ -160,11 +164,25 @@ def test_an_erased_or_unknown_household_is_withheld_as_such() -> None:
     assert decide(instruction(), None, today=TODAY) == WithheldReason.UNKNOWN_HOUSEHOLD
 
 
-def test_consent_is_read_from_the_household_paid() -> None:
-    consenting = household()
+def test_consent_to_data_sharing_in_general_does_not_put_a_household_in_a_providers_file() -> None:
+    in_general_only = household(consents=["registration", "data_sharing"], data_sharing_with=[])
 
-    assert ConsentPurpose.DATA_SHARING in consenting.consents
-    assert isinstance(decide(instruction(), consenting, today=TODAY), Row)
+    assert ConsentPurpose.DATA_SHARING in in_general_only.consents
+    assert decide(instruction(), in_general_only, today=TODAY) == (
+        WithheldReason.NO_DATA_SHARING_CONSENT
+    )
+
+
+def test_consent_to_sharing_with_another_provider_does_not_put_it_in_this_ones_file() -> None:
+    another = household(data_sharing_with=["ukrposhta"])
+
+    assert decide(instruction(), another, today=TODAY) == WithheldReason.NO_DATA_SHARING_CONSENT
+
+
+def test_consent_to_sharing_with_the_cycles_provider_is_enough_without_the_general_one() -> None:
+    this_provider_only = household(consents=["registration"], data_sharing_with=[FSP])
+
+    assert isinstance(decide(instruction(), this_provider_only, today=TODAY), Row)
 
 
 def test_the_file_has_a_header_and_rows_in_payment_id_order_with_two_decimals() -> None:

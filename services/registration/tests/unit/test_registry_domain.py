@@ -485,7 +485,12 @@ def test_a_different_person_in_the_merged_registration_gives_nothing() -> None:
 
 
 def consent(
-    household_id: UUID, purpose: str, at: datetime, *, withdrawn: datetime | None = None
+    household_id: UUID,
+    purpose: str,
+    at: datetime,
+    *,
+    withdrawn: datetime | None = None,
+    recipient: str | None = None,
 ) -> ConsentRecord:
     return ConsentRecord(
         consent_id=uuid4(),
@@ -496,6 +501,7 @@ def consent(
         withdrawn_by="NRC" if withdrawn else None,
         withdrawn_at=withdrawn,
         ended_reason="withdrawn" if withdrawn else None,
+        recipient=recipient,
     )
 
 
@@ -538,6 +544,33 @@ def test_consent_withdrawn_in_the_survivor_is_not_revived_by_an_older_one() -> N
     plan = consents_after_merge([withdrawn], [older])
 
     assert plan.record == [] and plan.withdraw == []
+
+
+def test_consent_to_share_with_a_provider_moves_to_a_survivor_that_shares_in_general() -> None:
+    survivor, merged = uuid4(), uuid4()
+    ours = consent(survivor, "data_sharing", NOW)
+    theirs = consent(merged, "data_sharing", NOW - timedelta(days=2), recipient="privatbank")
+
+    plan = consents_after_merge([ours], [theirs])
+
+    assert plan.record == [theirs] and plan.withdraw == []
+
+
+def test_withdrawing_one_providers_consent_leaves_the_general_one_after_a_merge() -> None:
+    survivor, merged = uuid4(), uuid4()
+    general = consent(survivor, "data_sharing", NOW - timedelta(days=10))
+    provider = consent(survivor, "data_sharing", NOW - timedelta(days=10), recipient="privatbank")
+    withdrawn = consent(
+        merged,
+        "data_sharing",
+        NOW - timedelta(days=5),
+        withdrawn=NOW - timedelta(days=1),
+        recipient="privatbank",
+    )
+
+    plan = consents_after_merge([general, provider], [withdrawn])
+
+    assert plan.withdraw == [(provider, withdrawn)] and plan.record == []
 
 
 def test_merged_members_keep_their_ids_when_nothing_moves() -> None:
