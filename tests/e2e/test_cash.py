@@ -99,6 +99,7 @@ async def test_cash_pays_households_with_their_personal_data_only_in_the_provide
     registered = {}
     for role, (name, document, phone, account) in people.items():
         body = household(name, document, phone, **({"iban": account} if account else {}))
+        body["data_sharing_with"] = ["privatbank"]  # the cycle's provider
         response = await http.post(registration + "/households", json=body)
         assert response.status_code == 201, response.text
         registered[role] = response.json()

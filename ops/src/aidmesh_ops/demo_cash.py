@@ -141,6 +141,7 @@ class CashAct:
             )
             body = household.registration_body()
             body["needs"] = [{"sector": "cash", "severity": 3 + index % 3}]
+            body["data_sharing_with"] = ["privatbank"]  # the cycle's provider may have them
             if index < HOUSEHOLDS - 1:  # the last gives no bank account
                 body["iban"] = demo_iban(self.seed, index)
             answer = await self._expect(
