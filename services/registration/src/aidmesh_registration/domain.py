@@ -692,7 +692,9 @@ class MergeIntoIn(Input):
 
 class ErasureIn(Input):
     reason_code: ErasureReason = Field(description="Why the personal data is erased.")
-    requested_by: OrgCode = Field(description="The team or organisation requesting it.")
+    requested_by: OrgCode | None = Field(
+        default=None, description="The team or organisation requesting it." + BY_CALLER
+    )
 
 
 # ---- state ------------------------------------------------------------------------------

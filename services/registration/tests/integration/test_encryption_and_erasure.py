@@ -283,8 +283,11 @@ async def test_erasure_publishes_household_erased_with_ids_and_codes_only(
     household = body()
     household_id = await register(registration, household)
 
+    # requested_by left out: the token's organisation (IOM-DPO) requests it
     response = await registration.post(
-        f"/households/{household_id}/erasure", json=ERASURE, headers=DPO
+        f"/households/{household_id}/erasure",
+        json={"reason_code": "data_subject_request"},
+        headers=DPO,
     )
 
     event_id = UUID(response.json()["event"]["id"])
