@@ -142,6 +142,9 @@ async def note_overlap(tx: Tx, event: AssistanceOverlapFound) -> None:
 
 async def payee_withheld(tx: Tx, event: PayeeWithheld) -> None:
     """Registration left the payee out of the provider's file: the payment is not made."""
+    # The cycle's row first, as a report's import takes it before its payments: without
+    # it, a batch of these and an import locked the same payments in two orders (deadlock).
+    await repository.cycle(tx.conn, event.cycle_id, for_update=True)
     withheld = await repository.withhold(tx.conn, event.payment_id, reason=event.reason.value)
     log.info(
         "cash_payment_withheld",
