@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -21,6 +22,18 @@ from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BeforeValidator, Field
+
+#: A positive amount of hryvnias in a request body (a budget, a cap, a value), two decimals.
+Uah = Annotated[
+    Decimal,
+    Field(
+        gt=0,
+        max_digits=14,
+        decimal_places=2,
+        description="UAH, as a decimal string.",
+        examples=["12500.00"],
+    ),
+]
 
 #: PostgreSQL's bigint: the largest id or row count a query can take.
 BIGINT_MAX = 2**63 - 1

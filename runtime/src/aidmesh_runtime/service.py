@@ -81,6 +81,12 @@ class Runtime:
         return transaction(self.pool, self.outbox)
 
 
+async def rules_of(request: Request) -> Any:
+    """FastAPI dependency: the rules a sector's app was built with (`app.state.rules`, set by
+    its composition root from its settings); async, so not run in the thread pool."""
+    return request.app.state.rules
+
+
 async def runtime_of(request: Request) -> Runtime:
     """FastAPI dependency: the running service's Runtime (async: FastAPI would run a plain
     function in its thread pool, a thread hop on every request)."""

@@ -18,9 +18,9 @@ from aidmesh_contracts import PaymentModality
 from aidmesh_contracts.common import Adm1PCode
 from aidmesh_contracts.events.cash import FspCode, Month
 from aidmesh_runtime.auth import CASH_APPROVE, CASH_READ, CASH_WRITE, Principal, require_scope
-from aidmesh_runtime.params import Offset
-from aidmesh_runtime.service import Runtime, runtime_of
-from fastapi import APIRouter, Depends, Query, Request
+from aidmesh_runtime.params import Offset, Uah
+from aidmesh_runtime.service import Runtime, rules_of, runtime_of
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from . import domain, repository, service
@@ -33,22 +33,7 @@ Officer = Annotated[Principal, require_scope(CASH_WRITE)]
 Approver = Annotated[Principal, require_scope(CASH_APPROVE)]
 
 
-async def rules_of(request: Request) -> CashRules:
-    return request.app.state.rules  # type: ignore[no-any-return]
-
-
 RulesDep = Annotated[CashRules, Depends(rules_of)]
-
-Uah = Annotated[
-    Decimal,
-    Field(
-        gt=0,
-        max_digits=14,
-        decimal_places=2,
-        description="UAH, as a decimal string.",
-        examples=["5000000.00"],
-    ),
-]
 
 
 def errors(**meaning: str) -> dict[int | str, dict[str, Any]]:

@@ -28,9 +28,9 @@ from aidmesh_runtime.auth import (
     attributed,
     require_scope,
 )
-from aidmesh_runtime.params import Offset
-from aidmesh_runtime.service import Runtime, runtime_of
-from fastapi import APIRouter, Depends, Query, Request
+from aidmesh_runtime.params import Offset, Uah
+from aidmesh_runtime.service import Runtime, rules_of, runtime_of
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from . import distribution, domain, repository, service
@@ -58,24 +58,7 @@ def by(principal: Principal, named: str | None, *, field: str) -> str:
     return attributed(principal, named, field=field, for_partners=SHELTER_RECORD_FOR_PARTNERS)
 
 
-async def rules_of(request: Request) -> ShelterRules:
-    """FastAPI dependency: the rules the app was built with (settings.rules()); async, so
-    not run in the thread pool."""
-    return request.app.state.rules  # type: ignore[no-any-return]
-
-
 RulesDep = Annotated[ShelterRules, Depends(rules_of)]
-
-Uah = Annotated[
-    Decimal,
-    Field(
-        gt=0,
-        max_digits=14,
-        decimal_places=2,
-        description="UAH, as a decimal string.",
-        examples=["12500.00"],
-    ),
-]
 
 
 class FieldProblem(BaseModel):
