@@ -1,7 +1,7 @@
 """The demo's cash act (issue 24): multi-purpose cash from a household's cash need to a
 reconciled payment, watched step by step.
 
-Six displaced households in Poltava oblast are registered with a cash need (five give a
+Six displaced households in one oblast (chosen by the seed) are registered with a cash need (five give a
 bank account). Cash decides and explains their entitlements; a programme officer opens a
 cycle whose budget does not pay them all; the officer's own approval is refused (four
 eyes) and an approver's accepted; registration writes the provider's file (shown masked:
@@ -36,9 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import tokens
-from .demo_data import DemoHousehold, Need, generate_households
+from .demo_data import OBLASTS, DemoHousehold, Need, generate_households
 
-OBLAST = "UA53"  # Poltava
 HOUSEHOLDS = 6
 WAIT_S = 60.0
 LOGS = "var/logs"
@@ -102,6 +101,10 @@ class CashAct:
         self.console = console
         self.seed = seed
         self.today = today
+        #: An oblast per seed: an earlier run's households (waiting, or withheld) stay in
+        #: the oblast they were registered in, and a cycle there would pay them first.
+        oblast = OBLASTS[seed % len(OBLASTS)]
+        self.oblast, self.oblast_name = oblast.pcode, oblast.name_en
         #: Next month and the one after: the months the act's cycles pay.
         month = today.month % 12 + 1
         self.first_month = f"{today.year + (today.month == 12)}-{month:02d}"
@@ -132,7 +135,7 @@ class CashAct:
         for index, household in enumerate(generated):
             household = replace(
                 household,
-                adm1_pcode=OBLAST,
+                adm1_pcode=self.oblast,
                 channel="field_office",
                 partner_org=None,
                 displacement_status="idp",
@@ -155,7 +158,8 @@ class CashAct:
             )
             registered[answer["household_id"]] = household
         self.say(
-            f"  registered {len(registered)} displaced households in {OBLAST} with a cash need"
+            f"  registered {len(registered)} displaced households in {self.oblast_name} oblast "
+            f"({self.oblast}) with a cash need"
         )
         return registered
 
@@ -308,7 +312,7 @@ class CashAct:
     async def _cycle(self, *, months: int, budget: str, what: str) -> dict[str, Any]:
         """The officer opens a bank-transfer cycle in the act's oblast from next month."""
         body = {
-            "adm1_pcodes": [OBLAST],
+            "adm1_pcodes": [self.oblast],
             "first_month": self.first_month,
             "months": months,
             "budget_uah": budget,
